@@ -1,0 +1,264 @@
+//! The all-in-one shape: every service, its own SQLite file under the data
+//! directory, the embedded event log, and one listener.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use platform::actuator::Actuator;
+use platform::consumer::{spawn_consumer, EventHandler};
+use platform::idempotency::{self, Idempotency};
+use platform::outbox::{spawn_relay, OutboxSignal};
+use platform::shutdown::shutdown_pair;
+use platform::{admin, Db, EventLog, TokenKeys};
+use tokio::task::JoinHandle;
+
+use crate::adapters::{LocalPayment, LocalStore};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub order: order::OrderConfig,
+    pub sweep_every: Duration,
+    pub cors: gateway::Cors,
+    pub seed_demo: bool,
+}
+
+/// Reads the token secret from the environment, else from the data
+/// directory, creating it there on first start.
+fn token_keys(data_dir: &Path) -> anyhow::Result<TokenKeys> {
+    if let Ok(secret) = std::env::var("HANWHA_TOKEN_SECRET") {
+        if !secret.is_empty() {
+            return Ok(TokenKeys::from_secret(secret.as_bytes()));
+        }
+    }
+    let path = data_dir.join("token-secret");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+        _ => {
+            use rand::RngCore;
+            let mut bytes = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            let secret = hex::encode(bytes);
+            std::fs::write(&path, &secret)
+                .with_context(|| format!("writing {}", path.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            secret
+        }
+    };
+    Ok(TokenKeys::from_secret(secret.as_bytes()))
+}
+
+async fn open(
+    data_dir: &Path,
+    name: &str,
+    migrator: sqlx::migrate::Migrator,
+) -> anyhow::Result<Db> {
+    let path = data_dir.join(format!("{name}.db"));
+    Db::open(&path, &migrator)
+        .await
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+fn with_idempotency(router: Router, db: &Db, keys: &TokenKeys) -> Router {
+    router.layer(from_fn_with_state(
+        Idempotency {
+            db: db.clone(),
+            keys: keys.clone(),
+        },
+        idempotency::layer,
+    ))
+}
+
+pub async fn run(
+    settings: Settings,
+    shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let dir = settings.data_dir.as_path();
+    let keys = token_keys(dir)?;
+    let (identity_db, order_db, payment_db, store_db, delivery_db, status_db, notification_db, log) =
+        tokio::try_join!(
+            open(dir, "identity", identity::migrator()),
+            open(dir, "order", order::migrator()),
+            open(dir, "payment", payment::migrator()),
+            open(dir, "store", store::migrator()),
+            open(dir, "delivery", delivery::migrator()),
+            open(dir, "status", status::migrator()),
+            open(dir, "notification", notification::migrator()),
+            async {
+                EventLog::open(&dir.join("events.db"))
+                    .await
+                    .context("opening events.db")
+            },
+        )?;
+    if settings.seed_demo {
+        let (users, stores) = tokio::join!(
+            identity::seed_demo(&identity_db),
+            store::seed_demo(&store_db)
+        );
+        users.map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
+        stores.context("seeding stores")?;
+    }
+
+    let (trigger, shutdown) = shutdown_pair();
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+
+    let payment_svc = payment::PaymentService {
+        db: payment_db.clone(),
+        keys: keys.clone(),
+        outbox: OutboxSignal::new(),
+    };
+    let store_svc = store::StoreService {
+        db: store_db.clone(),
+        keys: keys.clone(),
+        outbox: OutboxSignal::new(),
+    };
+    let order_svc = order::OrderService {
+        db: order_db.clone(),
+        keys: keys.clone(),
+        outbox: OutboxSignal::new(),
+        payment: Arc::new(LocalPayment(payment_svc.clone())),
+        store: Arc::new(LocalStore(store_svc.clone())),
+        config: settings.order.clone(),
+    };
+    let delivery_svc = delivery::DeliveryService {
+        db: delivery_db.clone(),
+        keys: keys.clone(),
+        outbox: OutboxSignal::new(),
+    };
+    let status_svc = status::StatusService {
+        db: status_db.clone(),
+        keys: keys.clone(),
+    };
+    let notification_svc =
+        notification::NotificationService::new(notification_db.clone(), keys.clone());
+
+    for (name, db, signal) in [
+        ("order", &order_db, &order_svc.outbox),
+        ("payment", &payment_db, &payment_svc.outbox),
+        ("store", &store_db, &store_svc.outbox),
+        ("delivery", &delivery_db, &delivery_svc.outbox),
+    ] {
+        tasks.push(spawn_relay(
+            name,
+            db.clone(),
+            log.clone(),
+            signal.clone(),
+            shutdown.clone(),
+        ));
+    }
+
+    let handlers: Vec<(Arc<dyn EventHandler>, Db)> = vec![
+        (
+            Arc::new(order::OrderEvents {
+                outbox: order_svc.outbox.clone(),
+            }),
+            order_db.clone(),
+        ),
+        (
+            Arc::new(payment::PaymentEvents {
+                outbox: payment_svc.outbox.clone(),
+            }),
+            payment_db.clone(),
+        ),
+        (Arc::new(store::StoreEvents), store_db.clone()),
+        (Arc::new(delivery::DeliveryEvents), delivery_db.clone()),
+        (Arc::new(status::StatusEvents), status_db.clone()),
+        (
+            Arc::new(notification_svc.handler()),
+            notification_db.clone(),
+        ),
+    ];
+    let mut routers = Vec::new();
+    for (handler, db) in &handlers {
+        tasks.push(spawn_consumer(
+            handler.clone(),
+            db.clone(),
+            log.clone(),
+            shutdown.clone(),
+        ));
+        routers.push(admin::dead_letter_routes(
+            keys.clone(),
+            db.clone(),
+            handler.clone(),
+        ));
+    }
+    tasks.push(order::deadline::spawn(
+        order_svc.clone(),
+        settings.sweep_every,
+        shutdown.clone(),
+    ));
+
+    let actuator = Actuator::new("all-in-one");
+    routers.extend([
+        actuator.router(),
+        crate::events_api::router(log.clone(), keys.clone()),
+        with_idempotency(
+            identity::router(identity::Identity {
+                db: identity_db.clone(),
+                keys: keys.clone(),
+            }),
+            &identity_db,
+            &keys,
+        ),
+        with_idempotency(order::router(order_svc), &order_db, &keys),
+        with_idempotency(payment::router(payment_svc), &payment_db, &keys),
+        with_idempotency(store::router(store_svc), &store_db, &keys),
+        with_idempotency(delivery::router(delivery_svc), &delivery_db, &keys),
+        status::router(status_svc),
+        notification::router(notification_svc),
+    ]);
+    let app = gateway::all_in_one(routers, &settings.cors);
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    actuator.set_ready(true);
+    // Scripts and tests read this line to learn the port.
+    println!(
+        "hanwha-delivery listening on http://{addr} (data in {})",
+        settings.data_dir.display()
+    );
+    tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
+
+    let draining = actuator.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal.await;
+            draining.set_ready(false);
+            tracing::info!("draining in-flight requests");
+        })
+        .await?;
+
+    trigger.trigger();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    for db in [
+        &identity_db,
+        &order_db,
+        &payment_db,
+        &store_db,
+        &delivery_db,
+        &status_db,
+        &notification_db,
+    ] {
+        db.close().await;
+    }
+    log.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

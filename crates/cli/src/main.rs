@@ -1,0 +1,135 @@
+//! `hanwha-delivery`: with no subcommand it runs the whole platform in one
+//! process (the all-in-one shape); subcommands read the event log and
+//! rebuild read models.
+
+mod adapters;
+mod all_in_one;
+mod events_api;
+mod tools;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hanwha-delivery",
+    version,
+    about = "Hanwha Delivery: a food-delivery platform"
+)]
+struct Cli {
+    /// Address the all-in-one server listens on.
+    #[arg(
+        long,
+        env = "HANWHA_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    listen: SocketAddr,
+    /// Directory of the SQLite files (one per service) and the event log.
+    #[arg(long, env = "HANWHA_DATA_DIR", default_value = "./data", global = true)]
+    data_dir: PathBuf,
+    /// Seconds a store may leave a paid order unanswered before it is
+    /// cancelled and refunded.
+    #[arg(long, env = "HANWHA_STORE_DEADLINE_SECS", default_value_t = 600)]
+    store_deadline_secs: u64,
+    /// Milliseconds `POST /orders` waits for Payment before answering 503.
+    #[arg(long, env = "HANWHA_PAYMENT_TIMEOUT_MS", default_value_t = 3000)]
+    payment_timeout_ms: u64,
+    /// Milliseconds between sweeps for overdue orders.
+    #[arg(long, env = "HANWHA_SWEEP_MS", default_value_t = 1000)]
+    sweep_ms: u64,
+    /// Browser origins allowed by CORS: `*`, or a comma-separated list.
+    #[arg(long, env = "HANWHA_CORS_ORIGINS", default_value = "")]
+    cors_origins: String,
+    /// Do not create the demo stores and users on first start.
+    #[arg(long, env = "HANWHA_NO_DEMO")]
+    no_demo: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "HANWHA_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the event log as JSON lines (like kafka-console-consumer).
+    Events {
+        /// Keep printing new events as they arrive.
+        #[arg(long)]
+        follow: bool,
+        /// Start after this log position (0 = from the beginning).
+        #[arg(long, default_value_t = 0)]
+        from: i64,
+    },
+    /// Rebuild a read model from the event log. Safe while the server runs:
+    /// its consumer replays the log into the emptied view.
+    Rebuild {
+        #[arg(value_enum)]
+        view: tools::View,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_env("HANWHA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match cli.command {
+        None => {
+            let settings = all_in_one::Settings {
+                listen: cli.listen,
+                data_dir: cli.data_dir,
+                order: order::OrderConfig {
+                    payment_timeout: Duration::from_millis(cli.payment_timeout_ms),
+                    store_deadline: Duration::from_secs(cli.store_deadline_secs),
+                },
+                sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
+                cors: gateway::Cors::parse(&cli.cors_origins),
+                seed_demo: !cli.no_demo,
+            };
+            all_in_one::run(settings, shutdown_signal()).await
+        }
+        Some(Command::Events { follow, from }) => {
+            tools::print_events(&cli.data_dir, from, follow).await
+        }
+        Some(Command::Rebuild { view }) => tools::rebuild(&cli.data_dir, view).await,
+    }
+}

@@ -1,0 +1,232 @@
+//! Starts the real `hanwha-delivery` binary on a random port with its own
+//! data directory, and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub struct Server {
+    pub base: String,
+    pub data_dir: PathBuf,
+    child: Child,
+    args: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub fn start(args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let mut server = Server::start_in(&dir, args);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts a server on an existing data directory.
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (child, base) = spawn(data_dir, &args);
+        Server { base, data_dir: data_dir.to_path_buf(), child, args, _tmp: None }
+    }
+
+    /// SIGKILL: no drain, no cleanup, as a crashed machine would stop.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// Starts the binary again on the same data directory.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = spawn(&self.data_dir, &self.args);
+        self.child = child;
+        self.base = base;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(data_dir: &Path, args: &[String]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("HANWHA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start hanwha-delivery");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines
+        .next()
+        .expect("server printed nothing")
+        .expect("read stdout");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+/// An HTTP client acting for one user.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn problem(&self) -> bool {
+        self.content_type.starts_with("application/problem+json")
+    }
+}
+
+impl Api {
+    pub fn anonymous(server: &Server) -> Api {
+        Api { base: server.base.clone(), http: reqwest::Client::new(), token: None }
+    }
+
+    pub async fn login(server: &Server, user: &str) -> Api {
+        let mut api = Api::anonymous(server);
+        let reply = api
+            .send(Method::POST, "/auth/login", Some(serde_json::json!({"username": user, "password": user})))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "login {user}: {}", reply.body);
+        api.token = Some(reply.body["token"].as_str().expect("token").to_string());
+        api
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self.request(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        reply(req).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str) -> Reply {
+        self.send(Method::PUT, path, None).await
+    }
+}
+
+pub async fn reply(req: reqwest::RequestBuilder) -> Reply {
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = resp.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Reply { status, content_type, body }
+}
+
+/// Polls until `check` returns `Some`, for effects that travel by events.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until the status view shows `status` for the order.
+pub async fn wait_status(api: &Api, order_id: i64, status: &str) -> Value {
+    eventually(&format!("order {order_id} to be {status} in the status view"), || async {
+        let r = api.get(&format!("/statusChecks/{order_id}")).await;
+        (r.status == StatusCode::OK && r.body["status"] == status).then_some(r.body)
+    })
+    .await
+}
+
+/// Places an order and returns its body (asserting 201).
+pub async fn place(customer: &Api, menu: &str, qty: i64) -> Value {
+    let r = customer
+        .post("/orders", serde_json::json!({"menuName": menu, "qty": qty, "address": "suwon"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "place order: {}", r.body);
+    r.body
+}
+
+/// Waits until the store's list holds the order (it travels by event).
+pub async fn wait_in_store(owner: &Api, order_id: i64) {
+    eventually(&format!("order {order_id} in the store list"), || async {
+        (owner.get(&format!("/storeOrders/{order_id}")).await.status == StatusCode::OK).then_some(())
+    })
+    .await
+}
+
+pub async fn wait_in_deliveries(rider: &Api, order_id: i64) {
+    eventually(&format!("order {order_id} in the delivery list"), || async {
+        (rider.get(&format!("/deliveries/{order_id}")).await.status == StatusCode::OK).then_some(())
+    })
+    .await
+}
+
+pub fn id(v: &Value) -> i64 {
+    v["id"].as_i64().expect("id")
+}

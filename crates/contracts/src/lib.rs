@@ -1,0 +1,11 @@
+//! Types that cross a service boundary: the events on the log and the values
+//! they carry. Services share nothing else, so a change here is a change of
+//! contract and must stay readable by older consumers (new fields optional).
+
+pub mod event;
+pub mod role;
+pub mod status;
+
+pub use event::{Event, EventType};
+pub use role::Role;
+pub use status::OrderStatus;

@@ -1,0 +1,52 @@
+//! Delivery service: cooked orders become deliveries open to riders; a rider
+//! picks one up (it is then theirs alone) and completes it.
+
+pub mod domain;
+mod http;
+pub mod record;
+
+use async_trait::async_trait;
+use axum::extract::FromRef;
+use contracts::{Event, EventType};
+use platform::consumer::{EventHandler, HandlerError};
+use platform::outbox::OutboxSignal;
+use platform::{Db, TokenKeys};
+use sqlx::SqliteConnection;
+
+pub use http::router;
+
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+#[derive(Clone)]
+pub struct DeliveryService {
+    pub db: Db,
+    pub keys: TokenKeys,
+    pub outbox: OutboxSignal,
+}
+
+impl FromRef<DeliveryService> for TokenKeys {
+    fn from_ref(s: &DeliveryService) -> TokenKeys {
+        s.keys.clone()
+    }
+}
+
+/// `CookFinished` opens a delivery.
+pub struct DeliveryEvents;
+
+#[async_trait]
+impl EventHandler for DeliveryEvents {
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn wants(&self, event_type: EventType) -> bool {
+        event_type == EventType::CookFinished
+    }
+
+    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+        record::open(conn, &event.facts()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! The gateway: one front door that routes the seed's paths to the
+//! services. In the all-in-one shape the services are routers in the same
+//! process and routing is by path inside one axum router.
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// Which browser origins may call the API.
+#[derive(Debug, Clone, Default)]
+pub enum Cors {
+    /// Same origin only (the web UI is served by the gateway itself).
+    #[default]
+    SameOrigin,
+    Any,
+    List(Vec<String>),
+}
+
+impl Cors {
+    /// `*` for any origin, or a comma-separated list; empty for none.
+    pub fn parse(spec: &str) -> Cors {
+        match spec.trim() {
+            "" => Cors::SameOrigin,
+            "*" => Cors::Any,
+            list => Cors::List(
+                list.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+        }
+    }
+
+    fn layer(&self) -> Option<CorsLayer> {
+        let base = CorsLayer::new()
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("last-event-id"),
+            ]);
+        match self {
+            Cors::SameOrigin => None,
+            Cors::Any => Some(base.allow_origin(AllowOrigin::any())),
+            Cors::List(origins) => {
+                let values: Vec<HeaderValue> = origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok())
+                    .collect();
+                Some(base.allow_origin(values))
+            }
+        }
+    }
+}
+
+/// Joins the services' routers under one listener, with the limits and
+/// answers that hold for every path: body size, unknown paths as
+/// problem+json, CORS and request tracing.
+pub fn all_in_one(services: Vec<Router>, cors: &Cors) -> Router {
+    let mut app = Router::new();
+    for service in services {
+        app = app.merge(service);
+    }
+    let app = app
+        .fallback(platform::problem::not_found_fallback)
+        .layer(DefaultBodyLimit::max(platform::idempotency::BODY_LIMIT))
+        .layer(TraceLayer::new_for_http());
+    match cors.layer() {
+        Some(layer) => app.layer(layer),
+        None => app,
+    }
+}

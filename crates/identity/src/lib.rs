@@ -1,0 +1,189 @@
+//! Users and login: customers, store owners, riders and admins log in here
+//! and get a signed token that every other service checks by itself.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{FromRef, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contracts::Role;
+use platform::{ApiError, ApiJson, Db, Principal, TokenKeys};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+#[derive(Clone)]
+pub struct Identity {
+    pub db: Db,
+    pub keys: TokenKeys,
+}
+
+impl FromRef<Identity> for TokenKeys {
+    fn from_ref(s: &Identity) -> TokenKeys {
+        s.keys.clone()
+    }
+}
+
+/// A demo account created on first start.
+pub struct DemoUser {
+    pub id: i64,
+    pub username: &'static str,
+    pub role: Role,
+    pub store_id: Option<i64>,
+}
+
+/// The demo accounts; each one's password is its name (demo only).
+pub const DEMO_USERS: [DemoUser; 5] = [
+    DemoUser {
+        id: 1,
+        username: "customer",
+        role: Role::Customer,
+        store_id: None,
+    },
+    DemoUser {
+        id: 2,
+        username: "owner",
+        role: Role::Owner,
+        store_id: Some(1),
+    },
+    DemoUser {
+        id: 3,
+        username: "owner2",
+        role: Role::Owner,
+        store_id: Some(2),
+    },
+    DemoUser {
+        id: 4,
+        username: "rider",
+        role: Role::Rider,
+        store_id: None,
+    },
+    DemoUser {
+        id: 5,
+        username: "admin",
+        role: Role::Admin,
+        store_id: None,
+    },
+];
+
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(format!("cannot hash password: {e}")))
+}
+
+/// Creates the demo accounts unless users exist already.
+pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db.reader())
+        .await?;
+    if count > 0 {
+        return Ok(());
+    }
+    let hashes = futures::future::try_join_all(DEMO_USERS.iter().map(|u| {
+        let name = u.username;
+        async move {
+            tokio::task::spawn_blocking(move || hash_password(name))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+        }
+    }))
+    .await?;
+    let mut tx = db.begin().await?;
+    for (user, hash) in DEMO_USERS.iter().zip(hashes) {
+        sqlx::query("INSERT INTO users (id, username, password_hash, role, store_id) VALUES (?, ?, ?, ?, ?)")
+            .bind(user.id)
+            .bind(user.username)
+            .bind(hash)
+            .bind(user.role.as_str())
+            .bind(user.store_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub fn router(identity: Identity) -> Router {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/me", get(me))
+        .with_state(identity)
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginResponse {
+    token: String,
+    user_id: i64,
+    username: String,
+    role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_id: Option<i64>,
+}
+
+async fn login(
+    State(id): State<Identity>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let row = sqlx::query("SELECT id, password_hash, role, store_id FROM users WHERE username = ?")
+        .bind(&req.username)
+        .fetch_optional(id.db.reader())
+        .await?;
+    let refused = || ApiError::unauthorized("wrong username or password");
+    let Some(row) = row else {
+        return Err(refused());
+    };
+    let hash: String = row.get(1);
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    if !ok {
+        return Err(refused());
+    }
+    let role_name: String = row.get(2);
+    let role = Role::parse(&role_name).ok_or_else(|| ApiError::internal("unknown role stored"))?;
+    let principal = Principal {
+        user_id: row.get(0),
+        username: req.username,
+        role,
+        store_id: row.get(3),
+    };
+    let token = id.keys.issue(&principal)?;
+    Ok(Json(LoginResponse {
+        token,
+        user_id: principal.user_id,
+        username: principal.username,
+        role,
+        store_id: principal.store_id,
+    }))
+}
+
+async fn me(who: Principal) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "userId": who.user_id,
+        "username": who.username,
+        "role": who.role,
+        "storeId": who.store_id,
+    }))
+}

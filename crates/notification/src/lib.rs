@@ -1,0 +1,253 @@
+//! Notifications: every status change tells the people concerned (the
+//! customer, the store's owner, the riders) in words, kept as a list and
+//! pushed live over Server-Sent Events. Built only from events, so it can be
+//! rebuilt from the log.
+
+mod message;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{FromRef, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use contracts::{Event, EventType, Role};
+use futures::Stream;
+use platform::consumer::{self, EventHandler, HandlerError};
+use platform::{ApiError, Db, Principal, TokenKeys};
+use serde::{Deserialize, Serialize};
+use sqlx::{Row, SqliteConnection};
+use tokio::sync::watch;
+
+pub use message::recipients_and_message;
+
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+pub const CONSUMER: &str = "notification";
+
+#[derive(Clone)]
+pub struct NotificationService {
+    pub db: Db,
+    pub keys: TokenKeys,
+    /// Bumped after each commit that added notifications; live streams
+    /// wake on it and read what is new from the database.
+    pub added: watch::Sender<u64>,
+}
+
+impl NotificationService {
+    pub fn new(db: Db, keys: TokenKeys) -> NotificationService {
+        NotificationService {
+            db,
+            keys,
+            added: watch::channel(0).0,
+        }
+    }
+
+    pub fn handler(&self) -> NotificationEvents {
+        NotificationEvents {
+            added: self.added.clone(),
+        }
+    }
+}
+
+impl FromRef<NotificationService> for TokenKeys {
+    fn from_ref(s: &NotificationService) -> TokenKeys {
+        s.keys.clone()
+    }
+}
+
+pub struct NotificationEvents {
+    added: watch::Sender<u64>,
+}
+
+#[async_trait]
+impl EventHandler for NotificationEvents {
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    fn wants(&self, _: EventType) -> bool {
+        true
+    }
+
+    async fn handle(&self, conn: &mut SqliteConnection, ev: &Event) -> Result<(), HandlerError> {
+        for (recipient, text) in recipients_and_message(ev) {
+            sqlx::query(
+                "INSERT INTO notifications (recipient, order_id, event_id, event_type, message, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, recipient) DO NOTHING",
+            )
+            .bind(recipient)
+            .bind(ev.order_id)
+            .bind(ev.event_id.to_string())
+            .bind(ev.event_type.as_str())
+            .bind(text)
+            .bind(ev.timestamp)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn committed(&self) {
+        self.added.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Drops every notification and makes the consumer read the log again.
+pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM notifications")
+        .execute(&mut *tx)
+        .await?;
+    consumer::reset(&mut tx, CONSUMER).await?;
+    tx.commit().await
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub id: i64,
+    pub recipient: String,
+    pub order_id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub message: String,
+    pub created_at: i64,
+}
+
+/// The recipient names a user reads: their own, their store's, and for
+/// riders the open-to-all-riders channel.
+fn inboxes(who: &Principal) -> Option<Vec<String>> {
+    match who.role {
+        Role::Admin => None,
+        Role::Customer => Some(vec![format!("customer:{}", who.user_id)]),
+        Role::Owner => Some(vec![format!("store:{}", who.store_id.unwrap_or(-1))]),
+        Role::Rider => Some(vec!["riders".into(), format!("rider:{}", who.user_id)]),
+    }
+}
+
+async fn fetch(
+    db: &Db,
+    who: &Principal,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Notification>, sqlx::Error> {
+    let boxes = inboxes(who);
+    let (a, b) = match &boxes {
+        None => (None, None),
+        Some(v) => (
+            v.first().cloned(),
+            v.get(1).cloned().or_else(|| v.first().cloned()),
+        ),
+    };
+    let rows = sqlx::query(
+        "SELECT id, recipient, order_id, event_id, event_type, message, created_at FROM notifications
+         WHERE id > ?1 AND (?2 IS NULL OR recipient = ?2 OR recipient = ?3) ORDER BY id LIMIT ?4",
+    )
+    .bind(after)
+    .bind(a)
+    .bind(b)
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Notification {
+            id: r.get(0),
+            recipient: r.get(1),
+            order_id: r.get(2),
+            event_id: r.get(3),
+            event_type: r.get(4),
+            message: r.get(5),
+            created_at: r.get(6),
+        })
+        .collect())
+}
+
+pub fn router(service: NotificationService) -> Router {
+    Router::new()
+        .route("/notifications", get(list))
+        .route("/notifications/stream", get(stream))
+        .with_state(service)
+}
+
+#[derive(Debug, Deserialize)]
+struct After {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(svc): State<NotificationService>,
+    who: Principal,
+    Query(q): Query<After>,
+) -> Result<Json<Vec<Notification>>, ApiError> {
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    Ok(Json(
+        fetch(&svc.db, &who, q.after.unwrap_or(0), limit).await?,
+    ))
+}
+
+/// Live notifications. A client that reconnects sends `Last-Event-ID` (or
+/// `?after=`) and first gets everything it missed.
+async fn stream(
+    State(svc): State<NotificationService>,
+    who: Principal,
+    headers: HeaderMap,
+    Query(q): Query<After>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .or(q.after)
+        .unwrap_or(0);
+    let mut added = svc.added.subscribe();
+    let stream = async_stream(move |tx| async move {
+        let mut last = last_seen;
+        loop {
+            match fetch(&svc.db, &who, last, 200).await {
+                Ok(batch) => {
+                    let full = batch.len() == 200;
+                    for n in batch {
+                        last = n.id;
+                        let ev = SseEvent::default()
+                            .event("notification")
+                            .id(n.id.to_string())
+                            .json_data(&n)
+                            .unwrap_or_else(|_| SseEvent::default().comment("unencodable"));
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "notification stream read failed"),
+            }
+            tokio::select! {
+                changed = added.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// A stream fed by a task, which ends when the client goes away.
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<SseEvent, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

@@ -1,0 +1,93 @@
+//! Sweeps for orders nobody moved on: an order the store left unanswered
+//! past the deadline is cancelled (and so refunded), and an order whose
+//! payment call never settled (its process died mid-call) is failed, which
+//! refunds a payment that went through anyway.
+
+use std::time::Duration;
+
+use contracts::OrderStatus;
+use platform::shutdown::Shutdown;
+use sqlx::Row;
+use tokio::task::JoinHandle;
+
+use crate::domain::OrderAction;
+use crate::record::{self, Order, COLUMNS};
+use crate::OrderService;
+
+/// A `PaymentPending` order older than this is past any payment call.
+const PAYMENT_SETTLE: Duration = Duration::from_secs(30);
+
+pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError> {
+    let now = platform::clock::now_ms();
+    let mut done = 0;
+
+    let stale_payment = now
+        - PAYMENT_SETTLE
+            .max(svc.config.payment_timeout * 2)
+            .as_millis() as i64;
+    let ids: Vec<i64> = sqlx::query(
+        "SELECT id FROM orders WHERE status = 'PaymentPending' AND created_at < ? LIMIT 100",
+    )
+    .bind(stale_payment)
+    .fetch_all(svc.db.reader())
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    for id in ids {
+        let svc2 = svc.clone();
+        let failed = platform::detached(async move {
+            let mut tx = svc2.db.begin().await?;
+            let r = record::change(
+                &mut tx,
+                id,
+                OrderAction::PaymentFailed,
+                "system",
+                Some("payment did not settle"),
+            )
+            .await;
+            tx.commit().await?;
+            Ok(r.is_ok())
+        })
+        .await?;
+        if failed {
+            svc.outbox.notify();
+            done += 1;
+        }
+    }
+
+    let deadline = now - svc.config.store_deadline.as_millis() as i64;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE status = 'Ordered' AND updated_at < ? ORDER BY id LIMIT 100"
+    ))
+    .bind(deadline)
+    .fetch_all(svc.db.reader())
+    .await?;
+    for order in rows.iter().map(Order::from_row) {
+        debug_assert_eq!(order.status, OrderStatus::Ordered);
+        let reason = format!(
+            "the store did not answer within {} s",
+            svc.config.store_deadline.as_secs()
+        );
+        match crate::http::cancel_order(svc, order, "system", Some(&reason)).await {
+            Ok(_) => done += 1,
+            // The store accepted meanwhile, or is unreachable: next sweep.
+            Err(e) => tracing::debug!(error = %e, "deadline cancel skipped"),
+        }
+    }
+    Ok(done)
+}
+
+pub fn spawn(svc: OrderService, every: Duration, mut shutdown: Shutdown) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.wait() => break,
+            }
+            if let Err(e) = sweep_once(&svc).await {
+                tracing::warn!(error = %e, "order sweep failed");
+            }
+        }
+    })
+}

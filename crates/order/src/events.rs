@@ -1,0 +1,59 @@
+//! What Order learns from the other services' events.
+
+use async_trait::async_trait;
+use contracts::{Event, EventType};
+use platform::consumer::{EventHandler, HandlerError};
+use platform::outbox::OutboxSignal;
+use sqlx::SqliteConnection;
+
+use crate::domain::OrderAction;
+use crate::record::{self, ChangeError};
+
+pub struct OrderEvents {
+    pub outbox: OutboxSignal,
+}
+
+fn action_for(event_type: EventType) -> Option<OrderAction> {
+    match event_type {
+        EventType::CookStarted => Some(OrderAction::StoreAccepted),
+        EventType::OrderRejected => Some(OrderAction::StoreRejected),
+        EventType::CookFinished => Some(OrderAction::CookFinished),
+        EventType::DeliveryStarted => Some(OrderAction::PickedUp),
+        EventType::DeliveryCompleted => Some(OrderAction::Delivered),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl EventHandler for OrderEvents {
+    fn name(&self) -> &'static str {
+        "order"
+    }
+
+    fn wants(&self, event_type: EventType) -> bool {
+        action_for(event_type).is_some()
+    }
+
+    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+        let Some(action) = action_for(event.event_type) else {
+            return Ok(());
+        };
+        match record::change(
+            conn,
+            event.order_id,
+            action,
+            &event.actor,
+            event.reason.as_deref(),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(ChangeError::Db(e)) => Err(HandlerError::Db(e)),
+            Err(e) => Err(HandlerError::Rejected(e.to_string())),
+        }
+    }
+
+    fn committed(&self) {
+        self.outbox.notify();
+    }
+}

@@ -1,0 +1,379 @@
+//! Order's HTTP API: the seed's paths.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use contracts::event::OrderFacts;
+use contracts::{OrderStatus, Role};
+use platform::{detached, ApiError, ApiJson, Principal};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::clients::{ClientError, PaymentOutcome, PaymentRequest, StoreCancel};
+use crate::domain::OrderAction;
+use crate::record::{self, ChangeError, Order, COLUMNS};
+use crate::OrderService;
+
+/// The largest quantity one order line may carry.
+pub const MAX_QTY: i64 = 100;
+pub const MAX_ADDRESS_LEN: usize = 200;
+
+pub fn router(service: OrderService) -> Router {
+    Router::new()
+        .route("/orders", get(list).post(place))
+        .route("/orders/{id}", get(show))
+        .route("/orders/{id}/cancel", put(cancel))
+        .route("/orders/{id}/confirm", put(confirm))
+        .with_state(service)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PlaceOrder {
+    menu_id: Option<i64>,
+    menu_name: Option<String>,
+    qty: i64,
+    address: String,
+    /// Card number; `4000-0000-0000-0002` is always declined (test card).
+    card: Option<String>,
+    /// Accepted for clients of the original system, and ignored: the price
+    /// comes from the menu.
+    #[allow(dead_code)]
+    price: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    order_status: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    order_id: Option<serde_json::Value>,
+}
+
+fn change_error(e: ChangeError) -> ApiError {
+    match e {
+        ChangeError::NotFound(id) => ApiError::not_found(format!("order {id} not found")),
+        ChangeError::Illegal(t) => ApiError::conflict(t.to_string(), t.current.as_str()),
+        ChangeError::Db(e) => e.into(),
+    }
+}
+
+async fn place(
+    State(svc): State<OrderService>,
+    who: Principal,
+    ApiJson(req): ApiJson<PlaceOrder>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    who.require(&[Role::Customer])?;
+    if req.qty < 1 || req.qty > MAX_QTY {
+        return Err(ApiError::unprocessable(format!(
+            "qty must be between 1 and {MAX_QTY}"
+        )));
+    }
+    let address = req.address.trim().to_string();
+    if address.is_empty() {
+        return Err(ApiError::unprocessable("address is required"));
+    }
+    if address.chars().count() > MAX_ADDRESS_LEN {
+        return Err(ApiError::unprocessable(format!(
+            "address is longer than {MAX_ADDRESS_LEN} characters"
+        )));
+    }
+    let card = match req.card.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => {
+            let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+            if !(12..=19).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ApiError::unprocessable("card must be 12 to 19 digits"));
+            }
+            Some(digits)
+        }
+    };
+    let unavailable = |e: ClientError| ApiError::unavailable(format!("store is unavailable: {e}"));
+    let menu = match (req.menu_id, req.menu_name.as_deref()) {
+        (Some(id), _) => svc.store.menu_by_id(id).await.map_err(unavailable)?,
+        (None, Some(name)) => svc
+            .store
+            .menu_by_name(name.trim())
+            .await
+            .map_err(unavailable)?,
+        (None, None) => return Err(ApiError::unprocessable("menuId or menuName is required")),
+    };
+    let Some(menu) = menu else {
+        return Err(ApiError::unprocessable("no such menu item"));
+    };
+    if !menu.available {
+        return Err(ApiError::unprocessable(format!(
+            "{} is sold out",
+            menu.name
+        )));
+    }
+    let price = menu
+        .price
+        .checked_mul(req.qty)
+        .ok_or_else(|| ApiError::unprocessable("order total is too large"))?;
+
+    let created = {
+        let (svc, who) = (svc.clone(), who.clone());
+        let (menu, address) = (menu.clone(), address.clone());
+        detached(async move {
+            let now = platform::clock::now_ms();
+            let mut tx = svc.db.begin().await?;
+            let id: i64 = sqlx::query(
+                "INSERT INTO orders (customer_id, store_id, menu_id, menu_name, qty, unit_price, price, address, status, correlation_id, version, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PaymentPending', ?, 1, ?, ?) RETURNING id",
+            )
+            .bind(who.user_id)
+            .bind(menu.store_id)
+            .bind(menu.id)
+            .bind(&menu.name)
+            .bind(req.qty)
+            .bind(menu.price)
+            .bind(price)
+            .bind(&address)
+            .bind(Uuid::now_v7().to_string())
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            let order = record::load(&mut tx, id).await?.ok_or_else(|| ApiError::internal("order vanished"))?;
+            tx.commit().await?;
+            Ok(order)
+        })
+        .await?
+    };
+
+    let request = PaymentRequest {
+        facts: created.facts(),
+        card,
+        actor: who.actor(),
+    };
+    let outcome =
+        match tokio::time::timeout(svc.config.payment_timeout, svc.payment.pay(request)).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(ClientError::Unavailable(e))) => Err(e),
+            Err(_) => Err(format!("no answer within {:?}", svc.config.payment_timeout)),
+        };
+    let actor = who.actor();
+    let id = created.id;
+    let svc2 = svc.clone();
+    detached(async move {
+        let mut tx = svc2.db.begin().await?;
+        let result = match &outcome {
+            Ok(PaymentOutcome::Approved { payment_id }) => {
+                sqlx::query("UPDATE orders SET payment_id = ? WHERE id = ?")
+                    .bind(payment_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                record::change(&mut tx, id, OrderAction::PaymentApproved, &actor, None).await
+            }
+            Ok(PaymentOutcome::Declined { reason }) => {
+                record::change(
+                    &mut tx,
+                    id,
+                    OrderAction::PaymentFailed,
+                    &actor,
+                    Some(reason),
+                )
+                .await
+            }
+            Err(e) => {
+                let reason = format!("payment unavailable: {e}");
+                record::change(
+                    &mut tx,
+                    id,
+                    OrderAction::PaymentFailed,
+                    "system",
+                    Some(&reason),
+                )
+                .await
+            }
+        };
+        let order = match result {
+            Ok(order) => order,
+            // The stuck-payment sweep settled it first.
+            Err(ChangeError::Illegal(t)) => {
+                return Err(ApiError::unavailable(format!(
+                    "payment did not complete in time ({})",
+                    t.current
+                )))
+            }
+            Err(e) => return Err(change_error(e)),
+        };
+        tx.commit().await?;
+        svc2.outbox.notify();
+        match outcome {
+            Ok(PaymentOutcome::Approved { .. }) => Ok((StatusCode::CREATED, Json(order))),
+            Ok(PaymentOutcome::Declined { reason }) => Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "Payment declined",
+                format!("the card was declined: {reason}"),
+            )
+            .with("orderId", json!(order.id))
+            .with("currentStatus", json!(order.status))),
+            Err(e) => Err(ApiError::unavailable(format!(
+                "payment is unavailable, nothing was charged: {e}"
+            ))
+            .with("orderId", json!(order.id))),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list(
+    State(svc): State<OrderService>,
+    who: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Order>>, ApiError> {
+    let (filter, owner_id) = match who.role {
+        Role::Customer => ("customer_id = ?", who.user_id),
+        Role::Owner => ("store_id = ?", who.store_id.unwrap_or(-1)),
+        Role::Admin => ("?1 = ?1", 0),
+        Role::Rider => return Err(ApiError::forbidden("riders see deliveries, not orders")),
+    };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            OrderStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let offset = q.offset.unwrap_or(0).max(0);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders WHERE {filter} AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(owner_id)
+        .bind(status.map(|s| s.as_str()))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(svc.db.reader())
+        .await?;
+    Ok(Json(rows.iter().map(Order::from_row).collect()))
+}
+
+/// The order if `who` may see it; someone else's order is answered 404, as
+/// if it did not exist, so ids reveal nothing.
+async fn visible(svc: &OrderService, who: &Principal, id: i64) -> Result<Order, ApiError> {
+    let mut conn = svc.db.reader().acquire().await?;
+    let order = record::load(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {id} not found")))?;
+    let mine = match who.role {
+        Role::Admin => true,
+        Role::Customer => order.customer_id == who.user_id,
+        Role::Owner => Some(order.store_id) == who.store_id,
+        Role::Rider => false,
+    };
+    if mine {
+        Ok(order)
+    } else {
+        Err(ApiError::not_found(format!("order {id} not found")))
+    }
+}
+
+async fn show(
+    State(svc): State<OrderService>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Order>, ApiError> {
+    Ok(Json(visible(&svc, &who, id).await?))
+}
+
+async fn cancel(
+    State(svc): State<OrderService>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Order>, ApiError> {
+    who.require(&[Role::Customer, Role::Admin])?;
+    let order = visible(&svc, &who, id).await?;
+    Ok(Json(cancel_order(&svc, order, &who.actor(), None).await?))
+}
+
+/// Cancels an order the store has not accepted: the store decides first
+/// (so a racing accept and cancel have one winner), then the order commits
+/// `Cancelled` with `MenuCancelled`, which refunds the payment.
+pub async fn cancel_order(
+    svc: &OrderService,
+    order: Order,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<Order, ApiError> {
+    if order.status != OrderStatus::Ordered {
+        let t = crate::domain::next(order.status, OrderAction::Cancel).err();
+        let detail = t
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "cannot cancel".into());
+        return Err(ApiError::conflict(detail, order.status.as_str()));
+    }
+    let facts: OrderFacts = order.facts();
+    match svc.store.cancel(facts, actor.to_string()).await {
+        Ok(StoreCancel::Cancelled) => {}
+        Ok(StoreCancel::TooLate { status }) => {
+            return Err(ApiError::conflict(
+                format!(
+                    "cannot cancel: the store has already {}",
+                    describe_store_decision(status)
+                ),
+                status.as_str(),
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::unavailable(format!(
+                "store is unavailable, try again: {e}"
+            )))
+        }
+    }
+    let (svc, actor, reason, id) = (
+        svc.clone(),
+        actor.to_string(),
+        reason.map(str::to_string),
+        order.id,
+    );
+    detached(async move {
+        let mut tx = svc.db.begin().await?;
+        let order = record::change(&mut tx, id, OrderAction::Cancel, &actor, reason.as_deref())
+            .await
+            .map_err(change_error)?;
+        tx.commit().await?;
+        svc.outbox.notify();
+        Ok(order)
+    })
+    .await
+}
+
+fn describe_store_decision(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Rejected => "rejected the order",
+        OrderStatus::Cancelled => "cancelled the order",
+        _ => "accepted the order and is cooking",
+    }
+}
+
+async fn confirm(
+    State(svc): State<OrderService>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Order>, ApiError> {
+    who.require(&[Role::Customer])?;
+    visible(&svc, &who, id).await?;
+    let actor = who.actor();
+    detached(async move {
+        let mut tx = svc.db.begin().await?;
+        let order = record::change(&mut tx, id, OrderAction::Confirm, &actor, None)
+            .await
+            .map_err(change_error)?;
+        tx.commit().await?;
+        svc.outbox.notify();
+        Ok(Json(order))
+    })
+    .await
+}

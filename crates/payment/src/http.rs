@@ -1,0 +1,103 @@
+//! Payment's HTTP API: the customer's payments, and `POST /payments` for
+//! the order service when it runs as its own process.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use contracts::event::OrderFacts;
+use contracts::Role;
+use platform::{ApiError, ApiJson, Principal};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::record::{Payment, COLUMNS};
+use crate::PaymentService;
+
+pub fn router(service: PaymentService) -> Router {
+    Router::new()
+        .route("/payments", get(list).post(pay))
+        .route("/payments/{orderId}", get(show))
+        .with_state(service)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PayRequest {
+    order_id: i64,
+    customer_id: i64,
+    store_id: i64,
+    price: i64,
+    menu_name: String,
+    qty: i64,
+    address: String,
+    correlation_id: Option<Uuid>,
+    card: Option<String>,
+}
+
+/// Only the platform itself (an admin token, as the order service holds in
+/// the distributed shape) may charge: the amount here is trusted.
+async fn pay(
+    State(svc): State<PaymentService>,
+    who: Principal,
+    ApiJson(req): ApiJson<PayRequest>,
+) -> Result<(StatusCode, Json<Payment>), ApiError> {
+    who.require(&[Role::Admin])?;
+    if req.price < 0 || req.qty < 1 {
+        return Err(ApiError::unprocessable("price must be >= 0 and qty >= 1"));
+    }
+    let facts = OrderFacts {
+        order_id: req.order_id,
+        menu_name: req.menu_name,
+        qty: req.qty,
+        price: req.price,
+        address: req.address,
+        store_id: req.store_id,
+        customer_id: req.customer_id,
+        correlation_id: req.correlation_id.unwrap_or_else(Uuid::now_v7),
+    };
+    let payment = svc.pay(facts, req.card, who.actor()).await?;
+    Ok((StatusCode::CREATED, Json(payment)))
+}
+
+async fn list(
+    State(svc): State<PaymentService>,
+    who: Principal,
+) -> Result<Json<Vec<Payment>>, ApiError> {
+    let (filter, id) = match who.role {
+        Role::Customer => ("customer_id = ?", who.user_id),
+        Role::Owner => ("store_id = ?", who.store_id.unwrap_or(-1)),
+        Role::Admin => ("? = 0", 0),
+        Role::Rider => return Err(ApiError::forbidden("riders see no payments")),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM payments WHERE {filter} ORDER BY id DESC LIMIT 1000"
+    ))
+    .bind(id)
+    .fetch_all(svc.db.reader())
+    .await?;
+    Ok(Json(rows.iter().map(Payment::from_row).collect()))
+}
+
+async fn show(
+    State(svc): State<PaymentService>,
+    who: Principal,
+    Path(order_id): Path<i64>,
+) -> Result<Json<Payment>, ApiError> {
+    let mut conn = svc.db.reader().acquire().await?;
+    let payment = crate::record::by_order(&mut conn, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))?;
+    let mine = match who.role {
+        Role::Admin => true,
+        Role::Customer => payment.customer_id == who.user_id,
+        Role::Owner => Some(payment.store_id) == who.store_id,
+        Role::Rider => false,
+    };
+    if !mine {
+        return Err(ApiError::not_found(format!(
+            "no payment for order {order_id}"
+        )));
+    }
+    Ok(Json(payment))
+}

@@ -1,0 +1,57 @@
+//! Payment service: approves or declines the payment for an order (one per
+//! order, idempotent by order id) and refunds it when the order is
+//! cancelled, rejected or given up.
+
+mod events;
+mod http;
+pub mod record;
+
+use axum::extract::FromRef;
+use contracts::event::OrderFacts;
+use platform::outbox::OutboxSignal;
+use platform::{Db, TokenKeys};
+
+pub use events::PaymentEvents;
+pub use http::router;
+pub use record::{Payment, PaymentStatus};
+
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// The documented test card that is always declined.
+pub const DECLINED_TEST_CARD: &str = "4000000000000002";
+
+#[derive(Clone)]
+pub struct PaymentService {
+    pub db: Db,
+    pub keys: TokenKeys,
+    pub outbox: OutboxSignal,
+}
+
+impl FromRef<PaymentService> for TokenKeys {
+    fn from_ref(s: &PaymentService) -> TokenKeys {
+        s.keys.clone()
+    }
+}
+
+impl PaymentService {
+    /// Pays for an order once. A second call for the same order returns the
+    /// first result; a call for an order that already gave up is declined.
+    pub async fn pay(
+        &self,
+        facts: OrderFacts,
+        card: Option<String>,
+        actor: String,
+    ) -> Result<Payment, platform::ApiError> {
+        let svc = self.clone();
+        platform::detached(async move {
+            let mut tx = svc.db.begin().await?;
+            let payment = record::pay(&mut tx, &facts, card.as_deref(), &actor).await?;
+            tx.commit().await?;
+            svc.outbox.notify();
+            Ok(payment)
+        })
+        .await
+    }
+}

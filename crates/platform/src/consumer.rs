@@ -1,0 +1,371 @@
+//! Consumers: each service reads the event log from its own position and
+//! applies the events it cares about. The effect, the record that the event
+//! was handled (inbox) and the new position commit in one transaction, so a
+//! redelivered event changes nothing. An event that keeps failing goes to the
+//! service's dead letters after a bounded number of attempts, and the
+//! consumer moves on: one bad event never holds up the others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use contracts::{Event, EventType};
+use serde::Serialize;
+use sqlx::{Connection, Row, SqliteConnection};
+use tokio::task::JoinHandle;
+
+use crate::db::Db;
+use crate::event_log::{EventLog, LoggedEvent};
+use crate::shutdown::Shutdown;
+
+/// Why a handler could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Rejected(String),
+}
+
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Name of the consumer; its position and dead letters are kept under it.
+    fn name(&self) -> &'static str;
+
+    /// Event types this consumer applies; the rest it skips.
+    fn wants(&self, event_type: EventType) -> bool;
+
+    /// Applies one event inside the consumer's transaction.
+    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError>;
+
+    /// Called after a transaction with applied events committed, e.g. to
+    /// wake the outbox relay or push live notifications.
+    fn committed(&self) {}
+}
+
+/// How often an event is tried before it becomes a dead letter.
+pub const MAX_ATTEMPTS: u32 = 4;
+const BATCH: i64 = 256;
+
+pub async fn position(db: &Db, consumer: &str) -> Result<i64, sqlx::Error> {
+    let pos: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM consumer_cursor WHERE consumer = ?")
+            .bind(consumer)
+            .fetch_optional(db.reader())
+            .await?;
+    Ok(pos.unwrap_or(0))
+}
+
+async fn set_position(
+    conn: &mut SqliteConnection,
+    consumer: &str,
+    pos: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO consumer_cursor (consumer, position) VALUES (?, ?)
+         ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+    )
+    .bind(consumer)
+    .bind(pos)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn already_handled(conn: &mut SqliteConnection, event_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM inbox WHERE event_id = ?")
+        .bind(event_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+async fn mark_handled(conn: &mut SqliteConnection, event_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO inbox (event_id, handled_at) VALUES (?, ?)")
+        .bind(event_id)
+        .bind(crate::clock::now_ms())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+enum Outcome {
+    Applied,
+    Skipped,
+}
+
+/// Applies one event in a savepoint of `conn`'s transaction: either the
+/// effect and its inbox row both land, or neither.
+async fn apply(
+    handler: &dyn EventHandler,
+    conn: &mut SqliteConnection,
+    logged: &LoggedEvent,
+) -> Result<Outcome, HandlerError> {
+    let Some(event_type) = EventType::parse(&logged.event_type) else {
+        return Ok(Outcome::Skipped);
+    };
+    if !handler.wants(event_type) || already_handled(conn, &logged.event_id).await? {
+        return Ok(Outcome::Skipped);
+    }
+    let event: Event = serde_json::from_str(&logged.payload)
+        .map_err(|e| HandlerError::Rejected(format!("malformed event: {e}")))?;
+    let mut savepoint = conn.begin().await?;
+    handler.handle(&mut savepoint, &event).await?;
+    mark_handled(&mut savepoint, &logged.event_id).await?;
+    savepoint.commit().await?;
+    Ok(Outcome::Applied)
+}
+
+/// Applies as much of `batch` as succeeds in one commit. Returns the
+/// position reached and, if an event failed, that event and its error.
+async fn apply_batch(
+    handler: &dyn EventHandler,
+    db: &Db,
+    batch: &[LoggedEvent],
+) -> Result<(i64, Option<(LoggedEvent, String)>), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut reached = None;
+    let mut failed = None;
+    let mut applied = false;
+    for logged in batch {
+        match apply(handler, &mut tx, logged).await {
+            Ok(Outcome::Applied) => {
+                applied = true;
+                reached = Some(logged.seq);
+            }
+            Ok(Outcome::Skipped) => reached = Some(logged.seq),
+            Err(e) => {
+                failed = Some((logged.clone(), e.to_string()));
+                break;
+            }
+        }
+    }
+    let pos = match reached {
+        Some(seq) => {
+            set_position(&mut tx, handler.name(), seq).await?;
+            seq
+        }
+        None => batch.first().map(|e| e.seq - 1).unwrap_or(0),
+    };
+    tx.commit().await?;
+    if applied {
+        handler.committed();
+    }
+    Ok((pos, failed))
+}
+
+/// Retries one failing event alone, with backoff; after the last attempt it
+/// becomes a dead letter. Either way the position moves past it.
+async fn retry_or_bury(
+    handler: &dyn EventHandler,
+    db: &Db,
+    logged: &LoggedEvent,
+    first_error: String,
+) -> Result<(), sqlx::Error> {
+    let mut error = first_error;
+    for attempt in 2..=MAX_ATTEMPTS {
+        tokio::time::sleep(Duration::from_millis(20 * 4u64.pow(attempt - 2))).await;
+        let mut tx = db.begin().await?;
+        match apply(handler, &mut tx, logged).await {
+            Ok(_) => {
+                set_position(&mut tx, handler.name(), logged.seq).await?;
+                tx.commit().await?;
+                handler.committed();
+                return Ok(());
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                error = e.to_string();
+            }
+        }
+    }
+    tracing::error!(
+        consumer = handler.name(),
+        event_id = %logged.event_id,
+        event_type = %logged.event_type,
+        order_id = logged.order_id,
+        %error,
+        "event moved to dead letters"
+    );
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(logged.seq)
+    .bind(&logged.event_id)
+    .bind(&logged.event_type)
+    .bind(logged.order_id)
+    .bind(&logged.payload)
+    .bind(&error)
+    .bind(MAX_ATTEMPTS as i64)
+    .bind(crate::clock::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    set_position(&mut tx, handler.name(), logged.seq).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Reads everything after the consumer's position once; returns how many
+/// log entries it moved past.
+pub async fn consume_once(
+    handler: &dyn EventHandler,
+    db: &Db,
+    log: &EventLog,
+) -> Result<usize, sqlx::Error> {
+    let from = position(db, handler.name()).await?;
+    let batch = log.read_after(from, BATCH).await?;
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let (_, failed) = apply_batch(handler, db, &batch).await?;
+    if let Some((logged, error)) = failed {
+        retry_or_bury(handler, db, &logged, error).await?;
+    }
+    Ok(batch.len())
+}
+
+/// Runs a consumer until shutdown.
+pub fn spawn_consumer(
+    handler: Arc<dyn EventHandler>,
+    db: Db,
+    log: EventLog,
+    mut shutdown: Shutdown,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tip = log.watch_tip();
+        loop {
+            if shutdown.is_triggered() {
+                break;
+            }
+            match consume_once(handler.as_ref(), &db, &log).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(consumer = handler.name(), error = %e, "consumer failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = tip.changed() => {}
+                // Also poll: a rebuild may have reset the position.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+    })
+}
+
+/// A dead letter as an admin sees it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: i64,
+    pub consumer: String,
+    pub log_seq: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub order_id: i64,
+    pub event: serde_json::Value,
+    pub error: String,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+pub async fn dead_letters(db: &Db, consumer: &str) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, log_seq, event_id, event_type, order_id, payload, error, attempts, created_at
+         FROM dead_letters ORDER BY id",
+    )
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let payload: String = r.get(5);
+            DeadLetter {
+                id: r.get(0),
+                consumer: consumer.to_string(),
+                log_seq: r.get(1),
+                event_id: r.get(2),
+                event_type: r.get(3),
+                order_id: r.get(4),
+                event: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+                error: r.get(6),
+                attempts: r.get(7),
+                created_at: r.get(8),
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no dead letter {0}")]
+    NotFound(i64),
+    #[error("the event failed again: {0}")]
+    FailedAgain(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Applies a dead letter again; on success it leaves the list, on failure it
+/// stays with its attempt count raised.
+pub async fn replay(handler: &dyn EventHandler, db: &Db, id: i64) -> Result<(), ReplayError> {
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(
+        "SELECT log_seq, event_id, event_type, order_id, payload FROM dead_letters WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ReplayError::NotFound(id))?;
+    let logged = LoggedEvent {
+        seq: row.get(0),
+        event_id: row.get(1),
+        event_type: row.get(2),
+        order_id: row.get(3),
+        payload: row.get(4),
+    };
+    match apply(handler, &mut tx, &logged).await {
+        Ok(_) => {
+            sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            handler.committed();
+            Ok(())
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            sqlx::query("UPDATE dead_letters SET attempts = attempts + 1, error = ? WHERE id = ?")
+                .bind(e.to_string())
+                .bind(id)
+                .execute(db.writer())
+                .await?;
+            Err(ReplayError::FailedAgain(e.to_string()))
+        }
+    }
+}
+
+/// Drops a dead letter for good (an admin decided it needs no effect).
+pub async fn discard(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Forgets what the consumer handled so that it reads the whole log again;
+/// the caller clears its read model in the same transaction.
+pub async fn reset(conn: &mut SqliteConnection, consumer: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM inbox").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM dead_letters")
+        .execute(&mut *conn)
+        .await?;
+    set_position(conn, consumer, 0).await
+}

@@ -1,0 +1,128 @@
+//! Transactional outbox: a service writes its events into its own database
+//! in the same transaction as the change that causes them; the relay moves
+//! them to the event log afterwards. A crash at any point loses nothing: an
+//! event is deleted from the outbox only after the log holds it, and the log
+//! ignores an event id it already has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::shutdown::Shutdown;
+use contracts::Event;
+use sqlx::{Row, SqliteConnection};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::db::Db;
+use crate::event_log::{EventLog, NewEvent};
+
+/// Writes an event into the outbox of the transaction it belongs to.
+pub async fn enqueue(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_string(event)
+        .map_err(|e| sqlx::Error::Protocol(format!("cannot encode event: {e}")))?;
+    sqlx::query(
+        "INSERT INTO outbox (event_id, event_type, order_id, payload, created_at)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(event.event_id.to_string())
+    .bind(event.event_type.as_str())
+    .bind(event.order_id)
+    .bind(payload)
+    .bind(crate::clock::now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Wakes a service's relay after a commit that wrote to its outbox.
+#[derive(Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    pub fn new() -> OutboxSignal {
+        OutboxSignal::default()
+    }
+
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+const RELAY_BATCH: i64 = 500;
+
+/// Publishes one batch; returns how many events moved.
+pub async fn relay_once(source: &str, db: &Db, log: &EventLog) -> Result<usize, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT seq, event_id, event_type, order_id, payload FROM outbox ORDER BY seq LIMIT ?",
+    )
+    .bind(RELAY_BATCH)
+    .fetch_all(db.reader())
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let last_seq: i64 = rows.last().map(|r| r.get(0)).unwrap_or(0);
+    let events: Vec<NewEvent> = rows
+        .iter()
+        .map(|r| NewEvent {
+            event_id: r.get(1),
+            event_type: r.get(2),
+            order_id: r.get(3),
+            payload: r.get(4),
+        })
+        .collect();
+    log.append(source, &events).await?;
+    sqlx::query("DELETE FROM outbox WHERE seq <= ?")
+        .bind(last_seq)
+        .execute(db.writer())
+        .await?;
+    Ok(events.len())
+}
+
+/// Number of events written but not yet in the log.
+pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(db.reader())
+        .await
+}
+
+/// Runs the relay until shutdown, then drains what is left.
+pub fn spawn_relay(
+    source: &'static str,
+    db: Db,
+    log: EventLog,
+    signal: OutboxSignal,
+    mut shutdown: Shutdown,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match relay_once(source, &db, &log).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(service = source, error = %e, "outbox relay failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            if shutdown.is_triggered() {
+                break;
+            }
+            tokio::select! {
+                _ = signal.0.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+        // Drain: publish what the last requests wrote before exiting.
+        for _ in 0..20 {
+            match relay_once(source, &db, &log).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(service = source, error = %e, "outbox drain failed");
+                    break;
+                }
+            }
+        }
+    })
+}

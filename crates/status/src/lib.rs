@@ -1,0 +1,239 @@
+//! The status view (the original's "management"): a read model built only
+//! from events, one row per order with the timeline of every change, its
+//! time and its actor. It can be dropped and rebuilt from the log.
+
+use async_trait::async_trait;
+use axum::extract::{FromRef, Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use contracts::{Event, EventType, OrderStatus, Role};
+use platform::consumer::{self, EventHandler, HandlerError};
+use platform::{ApiError, Db, Principal, TokenKeys};
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+pub const CONSUMER: &str = "status";
+
+#[derive(Clone)]
+pub struct StatusService {
+    pub db: Db,
+    pub keys: TokenKeys,
+}
+
+impl FromRef<StatusService> for TokenKeys {
+    fn from_ref(s: &StatusService) -> TokenKeys {
+        s.keys.clone()
+    }
+}
+
+/// The order status an event means, if it changes it.
+pub fn status_after(event_type: EventType) -> Option<OrderStatus> {
+    Some(match event_type {
+        EventType::MenuOrdered => OrderStatus::Ordered,
+        EventType::CookStarted => OrderStatus::Accepted,
+        EventType::OrderRejected => OrderStatus::Rejected,
+        EventType::CookFinished => OrderStatus::Cooked,
+        EventType::DeliveryStarted => OrderStatus::PickedUp,
+        EventType::DeliveryCompleted => OrderStatus::Delivered,
+        EventType::OrderConfirmed => OrderStatus::Confirmed,
+        EventType::MenuCancelled => OrderStatus::Cancelled,
+        EventType::OrderPaymentFailed => OrderStatus::PaymentFailed,
+        EventType::PaymentAgreed | EventType::PaymentCancelled => return None,
+    })
+}
+
+pub struct StatusEvents;
+
+#[async_trait]
+impl EventHandler for StatusEvents {
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    fn wants(&self, _: EventType) -> bool {
+        true
+    }
+
+    async fn handle(&self, conn: &mut SqliteConnection, ev: &Event) -> Result<(), HandlerError> {
+        let status = status_after(ev.event_type);
+        let payment_status = match ev.event_type {
+            EventType::PaymentAgreed => Some("Approved"),
+            EventType::PaymentCancelled => Some("Refunded"),
+            _ => None,
+        };
+        // The payment can be approved before the order is placed, so the
+        // first event seen may leave the status at PaymentPending.
+        sqlx::query(
+            "INSERT INTO status_checks (order_id, status, payment_status, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at)
+             VALUES (?1, COALESCE(?2, 'PaymentPending'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (order_id) DO UPDATE SET
+               status = COALESCE(?2, status),
+               payment_status = COALESCE(?3, payment_status),
+               rider_id = COALESCE(?10, rider_id),
+               updated_at = ?11",
+        )
+        .bind(ev.order_id)
+        .bind(status.map(|s| s.as_str()))
+        .bind(payment_status)
+        .bind(&ev.menu_name)
+        .bind(ev.qty)
+        .bind(ev.price)
+        .bind(&ev.address)
+        .bind(ev.store_id)
+        .bind(ev.customer_id)
+        .bind(ev.rider_id)
+        .bind(ev.timestamp)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO status_history (order_id, event_id, event_type, status, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(ev.order_id)
+        .bind(ev.event_id.to_string())
+        .bind(ev.event_type.as_str())
+        .bind(status.map(|s| s.as_str()).or(payment_status))
+        .bind(&ev.actor)
+        .bind(&ev.reason)
+        .bind(ev.timestamp)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Drops the view and makes the consumer read the whole log again.
+pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM status_history")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM status_checks")
+        .execute(&mut *tx)
+        .await?;
+    consumer::reset(&mut tx, CONSUMER).await?;
+    tx.commit().await
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCheck {
+    pub order_id: i64,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<String>,
+    pub menu_name: String,
+    pub qty: i64,
+    pub price: i64,
+    pub address: String,
+    pub store_id: i64,
+    pub customer_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rider_id: Option<i64>,
+    pub updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<Change>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub event_type: String,
+    pub event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: i64,
+}
+
+const COLUMNS: &str = "order_id, status, payment_status, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at";
+
+fn from_row(r: &SqliteRow) -> StatusCheck {
+    StatusCheck {
+        order_id: r.get(0),
+        status: r.get(1),
+        payment_status: r.get(2),
+        menu_name: r.get(3),
+        qty: r.get(4),
+        price: r.get(5),
+        address: r.get(6),
+        store_id: r.get(7),
+        customer_id: r.get(8),
+        rider_id: r.get(9),
+        updated_at: r.get(10),
+        history: None,
+    }
+}
+
+pub fn router(service: StatusService) -> Router {
+    Router::new()
+        .route("/statusChecks", get(list))
+        .route("/statusChecks/{orderId}", get(show))
+        .with_state(service)
+}
+
+/// The condition that limits rows to what `who` may see.
+fn scope(who: &Principal) -> (&'static str, i64) {
+    match who.role {
+        Role::Admin => ("?1 = ?1", 0),
+        Role::Customer => ("customer_id = ?1", who.user_id),
+        Role::Owner => ("store_id = ?1", who.store_id.unwrap_or(-1)),
+        Role::Rider => ("rider_id = ?1", who.user_id),
+    }
+}
+
+async fn list(
+    State(svc): State<StatusService>,
+    who: Principal,
+) -> Result<Json<Vec<StatusCheck>>, ApiError> {
+    let (filter, id) = scope(&who);
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM status_checks WHERE {filter} ORDER BY order_id DESC LIMIT 1000"
+    ))
+    .bind(id)
+    .fetch_all(svc.db.reader())
+    .await?;
+    Ok(Json(rows.iter().map(from_row).collect()))
+}
+
+async fn show(
+    State(svc): State<StatusService>,
+    who: Principal,
+    Path(order_id): Path<i64>,
+) -> Result<Json<StatusCheck>, ApiError> {
+    let (filter, id) = scope(&who);
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM status_checks WHERE order_id = ?2 AND {filter}"
+    ))
+    .bind(id)
+    .bind(order_id)
+    .fetch_optional(svc.db.reader())
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no status for order {order_id}")))?;
+    let mut check = from_row(&row);
+    let history = sqlx::query("SELECT event_type, event_id, status, actor, reason, at FROM status_history WHERE order_id = ? ORDER BY id")
+        .bind(order_id)
+        .fetch_all(svc.db.reader())
+        .await?;
+    check.history = Some(
+        history
+            .iter()
+            .map(|r| Change {
+                event_type: r.get(0),
+                event_id: r.get(1),
+                status: r.get(2),
+                actor: r.get(3),
+                reason: r.get(4),
+                at: r.get(5),
+            })
+            .collect(),
+    );
+    Ok(Json(check))
+}

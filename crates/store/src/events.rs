@@ -1,0 +1,26 @@
+//! New paid orders arrive in the store's list from `MenuOrdered`.
+
+use async_trait::async_trait;
+use contracts::{Event, EventType};
+use platform::consumer::{EventHandler, HandlerError};
+use sqlx::SqliteConnection;
+
+use crate::domain::StoreOrderStatus;
+
+pub struct StoreEvents;
+
+#[async_trait]
+impl EventHandler for StoreEvents {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    fn wants(&self, event_type: EventType) -> bool {
+        event_type == EventType::MenuOrdered
+    }
+
+    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+        crate::store_order::receive(conn, &event.facts(), StoreOrderStatus::Received, None).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! Store's HTTP API: stores, menus, and the owner's order list.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use contracts::Role;
+use platform::{detached, ApiError, ApiJson, Principal};
+use serde::Deserialize;
+
+use crate::domain::{StoreAction, StoreOrderStatus};
+use crate::menu::{self, Menu, Store};
+use crate::store_order::{self, ChangeError, StoreOrder, COLUMNS};
+use crate::StoreService;
+
+pub const MAX_PRICE: i64 = 10_000_000;
+
+pub fn router(service: StoreService) -> Router {
+    Router::new()
+        .route("/stores", get(stores))
+        .route("/menus", get(menus).post(create_menu))
+        .route("/menus/{id}", get(show_menu).put(update_menu))
+        .route("/storeOrders", get(list_orders))
+        .route("/storeOrders/{orderId}", get(show_order))
+        .route("/storeOrders/{orderId}/accept", put(accept))
+        .route("/storeOrders/{orderId}/reject", put(reject))
+        .route("/storeOrders/{orderId}/finish", put(finish))
+        .with_state(service)
+}
+
+async fn stores(State(svc): State<StoreService>) -> Result<Json<Vec<Store>>, ApiError> {
+    Ok(Json(menu::stores(svc.db.reader()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MenuQuery {
+    store_id: Option<i64>,
+}
+
+/// Menus are public: customers browse before they log in.
+async fn menus(
+    State(svc): State<StoreService>,
+    Query(q): Query<MenuQuery>,
+) -> Result<Json<Vec<Menu>>, ApiError> {
+    Ok(Json(menu::list(svc.db.reader(), q.store_id).await?))
+}
+
+async fn show_menu(
+    State(svc): State<StoreService>,
+    Path(id): Path<i64>,
+) -> Result<Json<Menu>, ApiError> {
+    menu::by_id(svc.db.reader(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewMenu {
+    name: String,
+    price: i64,
+    /// Only an admin names the store; an owner adds to their own.
+    store_id: Option<i64>,
+    available: Option<bool>,
+}
+
+fn check_menu_fields(name: Option<&str>, price: Option<i64>) -> Result<(), ApiError> {
+    if let Some(name) = name {
+        let len = name.trim().chars().count();
+        if len == 0 || len > 100 {
+            return Err(ApiError::unprocessable("name must be 1 to 100 characters"));
+        }
+    }
+    if let Some(price) = price {
+        if !(0..=MAX_PRICE).contains(&price) {
+            return Err(ApiError::unprocessable(format!(
+                "price must be between 0 and {MAX_PRICE} KRW"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn create_menu(
+    State(svc): State<StoreService>,
+    who: Principal,
+    ApiJson(req): ApiJson<NewMenu>,
+) -> Result<(StatusCode, Json<Menu>), ApiError> {
+    who.require(&[Role::Owner, Role::Admin])?;
+    check_menu_fields(Some(&req.name), Some(req.price))?;
+    let store_id = match who.role {
+        Role::Admin => req
+            .store_id
+            .ok_or_else(|| ApiError::unprocessable("storeId is required"))?,
+        _ => {
+            let own = who
+                .store_id
+                .ok_or_else(|| ApiError::forbidden("you run no store"))?;
+            if req.store_id.is_some_and(|s| s != own) {
+                return Err(ApiError::forbidden(
+                    "you may add menus only to your own store",
+                ));
+            }
+            own
+        }
+    };
+    let db = svc.db.clone();
+    let id = detached(async move {
+        let now = platform::clock::now_ms();
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM stores WHERE id = ?")
+            .bind(store_id)
+            .fetch_optional(db.reader())
+            .await?;
+        if exists.is_none() {
+            return Err(ApiError::unprocessable(format!("store {store_id} does not exist")));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(store_id)
+        .bind(req.name.trim())
+        .bind(req.price)
+        .bind(req.available.unwrap_or(true))
+        .bind(now)
+        .bind(now)
+        .fetch_one(db.writer())
+        .await?;
+        Ok(id)
+    })
+    .await?;
+    let created = menu::by_id(svc.db.writer(), id)
+        .await?
+        .ok_or_else(|| ApiError::internal("menu vanished"))?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MenuChange {
+    name: Option<String>,
+    price: Option<i64>,
+    available: Option<bool>,
+}
+
+async fn update_menu(
+    State(svc): State<StoreService>,
+    who: Principal,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<MenuChange>,
+) -> Result<Json<Menu>, ApiError> {
+    who.require(&[Role::Owner, Role::Admin])?;
+    check_menu_fields(req.name.as_deref(), req.price)?;
+    let current = menu::by_id(svc.db.reader(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))?;
+    if !who.is_admin() && Some(current.store_id) != who.store_id {
+        return Err(ApiError::not_found(format!("menu {id} not found")));
+    }
+    let db = svc.db.clone();
+    detached(async move {
+        sqlx::query(
+            "UPDATE menus SET name = COALESCE(?, name), price = COALESCE(?, price), available = COALESCE(?, available), updated_at = ? WHERE id = ?",
+        )
+        .bind(req.name.as_deref().map(str::trim))
+        .bind(req.price)
+        .bind(req.available)
+        .bind(platform::clock::now_ms())
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+        Ok(())
+    })
+    .await?;
+    menu::by_id(svc.db.writer(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderQuery {
+    status: Option<String>,
+}
+
+async fn list_orders(
+    State(svc): State<StoreService>,
+    who: Principal,
+    Query(q): Query<OrderQuery>,
+) -> Result<Json<Vec<StoreOrder>>, ApiError> {
+    who.require(&[Role::Owner, Role::Admin])?;
+    let store = if who.is_admin() {
+        None
+    } else {
+        Some(who.store_id.unwrap_or(-1))
+    };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            StoreOrderStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?,
+        ),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM store_orders WHERE (?1 IS NULL OR store_id = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY order_id DESC LIMIT 1000"
+    ))
+    .bind(store)
+    .bind(status.map(|s| s.as_str()))
+    .fetch_all(svc.db.reader())
+    .await?;
+    Ok(Json(rows.iter().map(StoreOrder::from_row).collect()))
+}
+
+async fn visible(
+    svc: &StoreService,
+    who: &Principal,
+    order_id: i64,
+) -> Result<StoreOrder, ApiError> {
+    who.require(&[Role::Owner, Role::Admin])?;
+    let mut conn = svc.db.reader().acquire().await?;
+    let so = store_order::load(&mut conn, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {order_id} is not in a store's list")))?;
+    if who.is_admin() || Some(so.store_id) == who.store_id {
+        Ok(so)
+    } else {
+        Err(ApiError::not_found(format!(
+            "order {order_id} is not in your store's list"
+        )))
+    }
+}
+
+async fn show_order(
+    State(svc): State<StoreService>,
+    who: Principal,
+    Path(order_id): Path<i64>,
+) -> Result<Json<StoreOrder>, ApiError> {
+    Ok(Json(visible(&svc, &who, order_id).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: Option<String>,
+}
+
+async fn decide(
+    svc: StoreService,
+    who: Principal,
+    order_id: i64,
+    action: StoreAction,
+    reason: Option<String>,
+) -> Result<Json<StoreOrder>, ApiError> {
+    visible(&svc, &who, order_id).await?;
+    let actor = who.actor();
+    detached(async move {
+        let mut tx = svc.db.begin().await?;
+        let changed = store_order::change(&mut tx, order_id, action, &actor, reason.as_deref())
+            .await
+            .map_err(|e| match e {
+                ChangeError::NotFound(id) => {
+                    ApiError::not_found(format!("order {id} is not in the store's list"))
+                }
+                ChangeError::Illegal(t) => {
+                    ApiError::conflict(t.to_string(), t.current.order_status().as_str())
+                        .with("cookStatus", serde_json::json!(t.current.as_str()))
+                }
+                ChangeError::Db(e) => e.into(),
+            })?;
+        tx.commit().await?;
+        svc.outbox.notify();
+        Ok(Json(changed))
+    })
+    .await
+}
+
+async fn accept(
+    State(svc): State<StoreService>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<StoreOrder>, ApiError> {
+    decide(svc, who, id, StoreAction::Accept, None).await
+}
+
+async fn finish(
+    State(svc): State<StoreService>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<StoreOrder>, ApiError> {
+    decide(svc, who, id, StoreAction::Finish, None).await
+}
+
+/// Reject takes an optional JSON body `{"reason": "sold out"}`.
+async fn reject(
+    State(svc): State<StoreService>,
+    who: Principal,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<StoreOrder>, ApiError> {
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        Reason::default()
+    } else {
+        serde_json::from_slice::<Reason>(&body).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                ApiError::bad_request(format!("malformed JSON: {e}"))
+            } else {
+                ApiError::unprocessable(e.to_string())
+            }
+        })?
+    };
+    let reason = reason
+        .reason
+        .map(|r| r.trim().chars().take(200).collect::<String>())
+        .filter(|r| !r.is_empty());
+    decide(
+        svc,
+        who,
+        id,
+        StoreAction::Reject,
+        Some(reason.unwrap_or_else(|| "rejected by the store".into())),
+    )
+    .await
+}

@@ -1,0 +1,103 @@
+//! Store service: stores and their menus, and each store's order list where
+//! the owner accepts, rejects and finishes cooking. The store is where an
+//! accept and a customer's cancel meet, so it decides which one wins.
+
+pub mod domain;
+mod events;
+mod http;
+pub mod menu;
+pub mod store_order;
+
+use axum::extract::FromRef;
+use platform::outbox::OutboxSignal;
+use platform::{Db, TokenKeys};
+
+pub use events::StoreEvents;
+pub use http::router;
+
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+#[derive(Clone)]
+pub struct StoreService {
+    pub db: Db,
+    pub keys: TokenKeys,
+    pub outbox: OutboxSignal,
+}
+
+impl FromRef<StoreService> for TokenKeys {
+    fn from_ref(s: &StoreService) -> TokenKeys {
+        s.keys.clone()
+    }
+}
+
+/// Creates the demo stores and menus unless stores exist already. Store 1
+/// (owner 2) sells pizza at 1000 KRW, as in the original scenario.
+pub async fn seed_demo(db: &Db) -> Result<(), sqlx::Error> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stores")
+        .fetch_one(db.reader())
+        .await?;
+    if count > 0 {
+        return Ok(());
+    }
+    let now = platform::clock::now_ms();
+    let mut tx = db.begin().await?;
+    for (id, name, owner, address) in [
+        (1, "Hanwha Pizza", 2, "Suwon, Paldal-gu 1"),
+        (2, "Seoul Chicken", 3, "Seoul, Jung-gu 24"),
+    ] {
+        sqlx::query("INSERT INTO stores (id, name, owner_id, address) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(name)
+            .bind(owner)
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (store, name, price) in [
+        (1, "pizza", 1000),
+        (1, "pasta", 8000),
+        (1, "cola", 1500),
+        (2, "fried chicken", 18000),
+        (2, "spicy chicken", 19000),
+        (2, "tteokbokki", 6000),
+    ] {
+        sqlx::query("INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)")
+            .bind(store)
+            .bind(name)
+            .bind(price)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+impl StoreService {
+    pub async fn menu_by_id(&self, id: i64) -> Result<Option<menu::Menu>, sqlx::Error> {
+        menu::by_id(self.db.reader(), id).await
+    }
+
+    pub async fn menu_by_name(&self, name: &str) -> Result<Option<menu::Menu>, sqlx::Error> {
+        menu::by_name(self.db.reader(), name).await
+    }
+
+    /// The store's side of a cancel (see [`store_order::cancel`]); `Err`
+    /// carries the status the owner's decision left the order in.
+    pub async fn cancel(
+        &self,
+        facts: contracts::event::OrderFacts,
+        actor: String,
+    ) -> Result<Result<(), domain::StoreOrderStatus>, platform::ApiError> {
+        let db = self.db.clone();
+        platform::detached(async move {
+            let mut tx = db.begin().await?;
+            let result = store_order::cancel(&mut tx, &facts, &actor).await?;
+            tx.commit().await?;
+            Ok(result)
+        })
+        .await
+    }
+}

@@ -1,0 +1,206 @@
+//! The store's copy of an order, and the changes the owner (or a cancel)
+//! makes to it, each with its event in the same transaction.
+
+use contracts::event::OrderFacts;
+use contracts::{Event, EventType};
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+use crate::domain::{self, IllegalStoreTransition, StoreAction, StoreOrderStatus};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreOrder {
+    pub order_id: i64,
+    pub store_id: i64,
+    pub customer_id: i64,
+    pub menu_name: String,
+    pub qty: i64,
+    pub price: i64,
+    pub address: String,
+    /// The seed's `cookStatus`.
+    pub cook_status: StoreOrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub version: i64,
+    pub received_at: i64,
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub correlation_id: Uuid,
+}
+
+pub const COLUMNS: &str = "order_id, store_id, customer_id, menu_name, qty, price, address, status, reason, version, received_at, updated_at, correlation_id";
+
+impl StoreOrder {
+    pub fn from_row(r: &SqliteRow) -> StoreOrder {
+        StoreOrder {
+            order_id: r.get(0),
+            store_id: r.get(1),
+            customer_id: r.get(2),
+            menu_name: r.get(3),
+            qty: r.get(4),
+            price: r.get(5),
+            address: r.get(6),
+            cook_status: StoreOrderStatus::parse(&r.get::<String, _>(7))
+                .unwrap_or(StoreOrderStatus::Received),
+            reason: r.get(8),
+            version: r.get(9),
+            received_at: r.get(10),
+            updated_at: r.get(11),
+            correlation_id: Uuid::parse_str(&r.get::<String, _>(12)).unwrap_or_default(),
+        }
+    }
+
+    pub fn facts(&self) -> OrderFacts {
+        OrderFacts {
+            order_id: self.order_id,
+            menu_name: self.menu_name.clone(),
+            qty: self.qty,
+            price: self.price,
+            address: self.address.clone(),
+            store_id: self.store_id,
+            customer_id: self.customer_id,
+            correlation_id: self.correlation_id,
+        }
+    }
+}
+
+pub async fn load(
+    conn: &mut SqliteConnection,
+    order_id: i64,
+) -> Result<Option<StoreOrder>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM store_orders WHERE order_id = ?"
+    ))
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(StoreOrder::from_row))
+}
+
+/// Puts a paid order into its store's list; an order cancelled before it
+/// arrived stays cancelled.
+pub async fn receive(
+    conn: &mut SqliteConnection,
+    facts: &OrderFacts,
+    status: StoreOrderStatus,
+    reason: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let now = platform::clock::now_ms();
+    let done = sqlx::query(
+        "INSERT INTO store_orders (order_id, store_id, customer_id, menu_name, qty, price, address, status, reason, correlation_id, version, received_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(facts.order_id)
+    .bind(facts.store_id)
+    .bind(facts.customer_id)
+    .bind(&facts.menu_name)
+    .bind(facts.qty)
+    .bind(facts.price)
+    .bind(&facts.address)
+    .bind(status.as_str())
+    .bind(reason)
+    .bind(facts.correlation_id.to_string())
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("order {0} is not in the store's list")]
+    NotFound(i64),
+    #[error(transparent)]
+    Illegal(#[from] IllegalStoreTransition),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+fn event_for(action: StoreAction) -> Option<EventType> {
+    match action {
+        StoreAction::Accept => Some(EventType::CookStarted),
+        StoreAction::Reject => Some(EventType::OrderRejected),
+        StoreAction::Finish => Some(EventType::CookFinished),
+        // The order service publishes MenuCancelled once the store agreed.
+        StoreAction::Cancel => None,
+    }
+}
+
+pub async fn change(
+    conn: &mut SqliteConnection,
+    order_id: i64,
+    action: StoreAction,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<StoreOrder, ChangeError> {
+    let current = load(conn, order_id)
+        .await?
+        .ok_or(ChangeError::NotFound(order_id))?;
+    let to = domain::next(current.cook_status, action)?;
+    let now = platform::clock::now_ms();
+    sqlx::query("UPDATE store_orders SET status = ?, reason = COALESCE(?, reason), version = version + 1, updated_at = ? WHERE order_id = ?")
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *conn)
+        .await?;
+    let changed = load(conn, order_id)
+        .await?
+        .ok_or(ChangeError::NotFound(order_id))?;
+    if let Some(event_type) = event_for(action) {
+        let mut ev = Event::new(
+            event_type,
+            &changed.facts(),
+            changed.order_id,
+            actor,
+            changed.version,
+            now,
+        );
+        ev.cook_status = Some(to.as_str().to_string());
+        ev.reason = reason.map(str::to_string);
+        platform::outbox::enqueue(conn, &ev).await?;
+    }
+    Ok(changed)
+}
+
+/// The store's side of a customer's cancel: succeeds while the owner has
+/// not decided (also for an order not yet received: it is remembered as
+/// cancelled), and is refused with the owner's decision otherwise.
+pub async fn cancel(
+    conn: &mut SqliteConnection,
+    facts: &OrderFacts,
+    actor: &str,
+) -> Result<Result<(), StoreOrderStatus>, sqlx::Error> {
+    match load(conn, facts.order_id).await? {
+        None => {
+            receive(
+                conn,
+                facts,
+                StoreOrderStatus::Cancelled,
+                Some("cancelled by the customer"),
+            )
+            .await?;
+            Ok(Ok(()))
+        }
+        Some(so) if so.cook_status == StoreOrderStatus::Cancelled => Ok(Ok(())),
+        Some(so) => match change(
+            conn,
+            so.order_id,
+            StoreAction::Cancel,
+            actor,
+            Some("cancelled by the customer"),
+        )
+        .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(ChangeError::Illegal(t)) => Ok(Err(t.current)),
+            Err(ChangeError::Db(e)) => Err(e),
+            Err(ChangeError::NotFound(_)) => Err(sqlx::Error::RowNotFound),
+        },
+    }
+}
