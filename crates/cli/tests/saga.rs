@@ -24,12 +24,22 @@ async fn order_pay_accept_cook_pick_up_deliver_confirm() {
     let admin = Api::login(&server, "admin").await;
 
     let menus = Api::anonymous(&server).get("/menus").await;
-    let pizza = menus.body.as_array().expect("menus").iter().find(|m| m["name"] == "pizza").expect("pizza").clone();
+    let pizza = menus
+        .body
+        .as_array()
+        .expect("menus")
+        .iter()
+        .find(|m| m["name"] == "pizza")
+        .expect("pizza")
+        .clone();
     assert_eq!(pizza["price"], 1000);
 
     // The client's price is ignored: it comes from the menu.
     let r = customer
-        .post("/orders", json!({"menuId": pizza["id"], "qty": 10, "address": "suwon", "price": 1}))
+        .post(
+            "/orders",
+            json!({"menuId": pizza["id"], "qty": 10, "address": "suwon", "price": 1}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["status"], "Ordered");
@@ -41,25 +51,55 @@ async fn order_pay_accept_cook_pick_up_deliver_confirm() {
     assert_eq!(payment.body["price"], 10_000);
 
     wait_in_store(&owner, order).await;
-    assert_eq!(owner.put(&format!("/storeOrders/{order}/accept")).await.status, StatusCode::OK);
+    assert_eq!(
+        owner
+            .put(&format!("/storeOrders/{order}/accept"))
+            .await
+            .status,
+        StatusCode::OK
+    );
     wait_status(&customer, order, "Accepted").await;
-    assert_eq!(owner.put(&format!("/storeOrders/{order}/finish")).await.status, StatusCode::OK);
+    assert_eq!(
+        owner
+            .put(&format!("/storeOrders/{order}/finish"))
+            .await
+            .status,
+        StatusCode::OK
+    );
     wait_status(&customer, order, "Cooked").await;
 
     wait_in_deliveries(&rider, order).await;
     let open = rider.get("/deliveries").await;
-    assert!(open.body.as_array().expect("list").iter().any(|d| d["orderId"] == order && d["deliveryStatus"] == "Ready"));
+    assert!(open
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|d| d["orderId"] == order && d["deliveryStatus"] == "Ready"));
     // Confirming before delivery is refused with the current status.
     let early = customer.put(&format!("/orders/{order}/confirm")).await;
     assert_eq!(early.status, StatusCode::CONFLICT);
     assert!(early.problem());
     assert_eq!(early.body["currentStatus"], "Cooked");
 
-    assert_eq!(rider.put(&format!("/deliveries/{order}/pickup")).await.status, StatusCode::OK);
+    assert_eq!(
+        rider
+            .put(&format!("/deliveries/{order}/pickup"))
+            .await
+            .status,
+        StatusCode::OK
+    );
     wait_status(&customer, order, "PickedUp").await;
-    assert_eq!(rider.put(&format!("/deliveries/{order}/complete")).await.status, StatusCode::OK);
+    assert_eq!(
+        rider
+            .put(&format!("/deliveries/{order}/complete"))
+            .await
+            .status,
+        StatusCode::OK
+    );
     eventually("order Delivered", || async {
-        (customer.get(&format!("/orders/{order}")).await.body["status"] == "Delivered").then_some(())
+        (customer.get(&format!("/orders/{order}")).await.body["status"] == "Delivered")
+            .then_some(())
     })
     .await;
     let confirmed = customer.put(&format!("/orders/{order}/confirm")).await;
@@ -69,12 +109,40 @@ async fn order_pay_accept_cook_pick_up_deliver_confirm() {
     let view = wait_status(&customer, order, "Confirmed").await;
     assert_eq!(
         statuses(&view),
-        ["Approved", "Ordered", "Accepted", "Cooked", "PickedUp", "Delivered", "Confirmed"],
+        [
+            "Approved",
+            "Ordered",
+            "Accepted",
+            "Cooked",
+            "PickedUp",
+            "Delivered",
+            "Confirmed"
+        ],
         "{view}"
     );
-    let actors: Vec<&str> = view["history"].as_array().expect("h").iter().map(|c| c["actor"].as_str().expect("actor")).collect();
-    assert_eq!(actors, ["customer:1", "customer:1", "owner:2", "owner:2", "rider:4", "rider:4", "customer:1"]);
-    assert!(view["history"].as_array().expect("h").iter().all(|c| c["at"].as_i64().expect("at") > 0));
+    let actors: Vec<&str> = view["history"]
+        .as_array()
+        .expect("h")
+        .iter()
+        .map(|c| c["actor"].as_str().expect("actor"))
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "customer:1",
+            "customer:1",
+            "owner:2",
+            "owner:2",
+            "rider:4",
+            "rider:4",
+            "customer:1"
+        ]
+    );
+    assert!(view["history"]
+        .as_array()
+        .expect("h")
+        .iter()
+        .all(|c| c["at"].as_i64().expect("at") > 0));
 
     // Notifications reached each person concerned.
     let seen = |api: Api, kinds: Vec<&'static str>| async move {
@@ -89,31 +157,83 @@ async fn order_pay_accept_cook_pick_up_deliver_confirm() {
                     .filter(|n| n["orderId"] == order)
                     .map(|n| n["eventType"].as_str().unwrap_or("").to_string())
                     .collect();
-                kinds.iter().all(|k| got.iter().any(|g| g == k)).then_some(got)
+                kinds
+                    .iter()
+                    .all(|k| got.iter().any(|g| g == k))
+                    .then_some(got)
             }
         })
         .await
     };
     seen(
         customer.clone(),
-        vec!["PaymentAgreed", "MenuOrdered", "CookStarted", "CookFinished", "DeliveryStarted", "DeliveryCompleted", "OrderConfirmed"],
+        vec![
+            "PaymentAgreed",
+            "MenuOrdered",
+            "CookStarted",
+            "CookFinished",
+            "DeliveryStarted",
+            "DeliveryCompleted",
+            "OrderConfirmed",
+        ],
     )
     .await;
-    seen(owner.clone(), vec!["MenuOrdered", "DeliveryStarted", "OrderConfirmed"]).await;
-    seen(rider.clone(), vec!["CookFinished", "DeliveryStarted", "DeliveryCompleted"]).await;
+    seen(
+        owner.clone(),
+        vec!["MenuOrdered", "DeliveryStarted", "OrderConfirmed"],
+    )
+    .await;
+    seen(
+        rider.clone(),
+        vec!["CookFinished", "DeliveryStarted", "DeliveryCompleted"],
+    )
+    .await;
 
     // The status board shows the order to the admin; the log holds each event once.
     let board = admin.get("/statusChecks").await;
-    assert!(board.body.as_array().expect("board").iter().any(|s| s["orderId"] == order && s["status"] == "Confirmed"));
+    assert!(board
+        .body
+        .as_array()
+        .expect("board")
+        .iter()
+        .any(|s| s["orderId"] == order && s["status"] == "Confirmed"));
     let log = admin.get(&format!("/events?orderId={order}")).await.body;
-    let types: Vec<&str> = log.as_array().expect("log").iter().map(|e| e["eventType"].as_str().expect("t")).collect();
+    let types: Vec<&str> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| e["eventType"].as_str().expect("t"))
+        .collect();
     assert_eq!(
         types,
-        ["PaymentAgreed", "MenuOrdered", "CookStarted", "CookFinished", "DeliveryStarted", "DeliveryCompleted", "OrderConfirmed"]
+        [
+            "PaymentAgreed",
+            "MenuOrdered",
+            "CookStarted",
+            "CookFinished",
+            "DeliveryStarted",
+            "DeliveryCompleted",
+            "OrderConfirmed"
+        ]
     );
     let menu_ordered = &log.as_array().expect("log")[1];
-    for key in ["eventId", "timestamp", "orderId", "menuName", "qty", "price", "address", "orderStatus", "correlationId", "actor", "version"] {
-        assert!(menu_ordered.get(key).is_some(), "MenuOrdered lacks {key}: {menu_ordered}");
+    for key in [
+        "eventId",
+        "timestamp",
+        "orderId",
+        "menuName",
+        "qty",
+        "price",
+        "address",
+        "orderStatus",
+        "correlationId",
+        "actor",
+        "version",
+    ] {
+        assert!(
+            menu_ordered.get(key).is_some(),
+            "MenuOrdered lacks {key}: {menu_ordered}"
+        );
     }
 }
 
@@ -130,10 +250,14 @@ async fn cancel_refunds_and_cancels_the_store_order() {
     assert_eq!(r.body["status"], "Cancelled");
 
     eventually("refund", || async {
-        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded").then_some(())
+        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded")
+            .then_some(())
     })
     .await;
-    assert_eq!(owner.get(&format!("/storeOrders/{order}")).await.body["cookStatus"], "Cancelled");
+    assert_eq!(
+        owner.get(&format!("/storeOrders/{order}")).await.body["cookStatus"],
+        "Cancelled"
+    );
     let view = wait_status(&customer, order, "Cancelled").await;
     assert_eq!(view["paymentStatus"], "Refunded");
     // The kitchen can no longer take it, and a second cancel is refused.
@@ -152,14 +276,23 @@ async fn cancel_after_the_store_accepted_is_refused() {
     let owner = Api::login(&server, "owner").await;
     let order = id(&place(&customer, "pizza", 1).await);
     wait_in_store(&owner, order).await;
-    assert_eq!(owner.put(&format!("/storeOrders/{order}/accept")).await.status, StatusCode::OK);
+    assert_eq!(
+        owner
+            .put(&format!("/storeOrders/{order}/accept"))
+            .await
+            .status,
+        StatusCode::OK
+    );
     // Even before the order service has heard of the accept, the store's
     // decision stands.
     let r = customer.put(&format!("/orders/{order}/cancel")).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert_eq!(r.body["currentStatus"], "Accepted");
     wait_status(&customer, order, "Accepted").await;
-    assert_eq!(customer.get(&format!("/payments/{order}")).await.body["paymentStatus"], "Approved");
+    assert_eq!(
+        customer.get(&format!("/payments/{order}")).await.body["paymentStatus"],
+        "Approved"
+    );
 }
 
 #[tokio::test]
@@ -172,8 +305,14 @@ async fn a_declined_card_gives_402_and_payment_failed() {
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
     assert!(r.problem());
     let order = r.body["orderId"].as_i64().expect("orderId");
-    assert_eq!(customer.get(&format!("/orders/{order}")).await.body["status"], "PaymentFailed");
-    assert_eq!(customer.get(&format!("/payments/{order}")).await.body["paymentStatus"], "Declined");
+    assert_eq!(
+        customer.get(&format!("/orders/{order}")).await.body["status"],
+        "PaymentFailed"
+    );
+    assert_eq!(
+        customer.get(&format!("/payments/{order}")).await.body["paymentStatus"],
+        "Declined"
+    );
     wait_status(&customer, order, "PaymentFailed").await;
     // A good card works.
     let ok = customer
@@ -197,9 +336,14 @@ async fn the_owner_rejects_and_the_customer_is_refunded() {
         .expect("reject");
     assert_eq!(r.status(), StatusCode::OK);
     let view = wait_status(&customer, order, "Rejected").await;
-    assert!(view["history"].as_array().expect("h").iter().any(|c| c["reason"] == "sold out"));
+    assert!(view["history"]
+        .as_array()
+        .expect("h")
+        .iter()
+        .any(|c| c["reason"] == "sold out"));
     eventually("refund", || async {
-        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded").then_some(())
+        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded")
+            .then_some(())
     })
     .await;
     eventually("order Rejected", || async {
@@ -215,11 +359,21 @@ async fn an_order_the_store_leaves_unanswered_is_cancelled_and_refunded() {
     let owner = Api::login(&server, "owner").await;
     let order = id(&place(&customer, "pizza", 1).await);
     let view = wait_status(&customer, order, "Cancelled").await;
-    let cancel = view["history"].as_array().expect("h").iter().find(|c| c["status"] == "Cancelled").expect("cancel").clone();
+    let cancel = view["history"]
+        .as_array()
+        .expect("h")
+        .iter()
+        .find(|c| c["status"] == "Cancelled")
+        .expect("cancel")
+        .clone();
     assert_eq!(cancel["actor"], "system");
-    assert!(cancel["reason"].as_str().expect("reason").contains("did not answer"));
+    assert!(cancel["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("did not answer"));
     eventually("refund", || async {
-        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded").then_some(())
+        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded")
+            .then_some(())
     })
     .await;
     let late = owner.put(&format!("/storeOrders/{order}/accept")).await;
@@ -231,8 +385,20 @@ async fn a_retried_request_with_the_same_idempotency_key_changes_nothing_more() 
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let body = json!({"menuName": "pizza", "qty": 1, "address": "suwon"});
-    let first = reply(customer.request(Method::POST, "/orders").header("Idempotency-Key", "k-1").json(&body)).await;
-    let second = reply(customer.request(Method::POST, "/orders").header("Idempotency-Key", "k-1").json(&body)).await;
+    let first = reply(
+        customer
+            .request(Method::POST, "/orders")
+            .header("Idempotency-Key", "k-1")
+            .json(&body),
+    )
+    .await;
+    let second = reply(
+        customer
+            .request(Method::POST, "/orders")
+            .header("Idempotency-Key", "k-1")
+            .json(&body),
+    )
+    .await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(first.body, second.body);
@@ -251,8 +417,18 @@ async fn a_retried_request_with_the_same_idempotency_key_changes_nothing_more() 
     let order = id(&first.body);
     let owner = Api::login(&server, "owner").await;
     wait_in_store(&owner, order).await;
-    let c1 = reply(customer.request(Method::PUT, &format!("/orders/{order}/cancel")).header("Idempotency-Key", "c-1")).await;
-    let c2 = reply(customer.request(Method::PUT, &format!("/orders/{order}/cancel")).header("Idempotency-Key", "c-1")).await;
+    let c1 = reply(
+        customer
+            .request(Method::PUT, &format!("/orders/{order}/cancel"))
+            .header("Idempotency-Key", "c-1"),
+    )
+    .await;
+    let c2 = reply(
+        customer
+            .request(Method::PUT, &format!("/orders/{order}/cancel"))
+            .header("Idempotency-Key", "c-1"),
+    )
+    .await;
     assert_eq!(c1.status, StatusCode::OK);
     assert_eq!(c2.status, StatusCode::OK);
     assert_eq!(c1.body, c2.body);
@@ -269,7 +445,16 @@ async fn data_survives_a_restart_and_the_demo_is_seeded_once() {
     let r = customer.get(&format!("/orders/{order}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["status"], "Ordered");
-    assert_eq!(Api::anonymous(&server).get("/stores").await.body.as_array().expect("stores").len(), 2);
+    assert_eq!(
+        Api::anonymous(&server)
+            .get("/stores")
+            .await
+            .body
+            .as_array()
+            .expect("stores")
+            .len(),
+        2
+    );
     let again = id(&place(&customer, "pizza", 1).await);
     assert!(again > order);
 }
@@ -280,14 +465,24 @@ async fn the_status_view_and_notifications_rebuild_from_the_log() {
     let customer = Api::login(&server, "customer").await;
     let order = id(&place(&customer, "pizza", 1).await);
     let before = wait_status(&customer, order, "Ordered").await;
-    let notes_before = customer.get("/notifications").await.body.as_array().expect("n").len();
+    let notes_before = customer
+        .get("/notifications")
+        .await
+        .body
+        .as_array()
+        .expect("n")
+        .len();
     for view in ["status", "notification"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
             .args(["rebuild", view, "--data-dir"])
             .arg(&server.data_dir)
             .output()
             .expect("rebuild");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let after = wait_status(&customer, order, "Ordered").await;
     assert_eq!(before["history"], after["history"]);

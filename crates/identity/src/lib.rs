@@ -112,6 +112,7 @@ pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
 pub fn router(identity: Identity) -> Router {
     Router::new()
         .route("/auth/login", post(login))
+        .route("/auth/register", post(register))
         .route("/auth/me", get(me))
         .with_state(identity)
 }
@@ -177,6 +178,77 @@ async fn login(
         role,
         store_id: principal.store_id,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    username: String,
+    password: String,
+}
+
+/// Customers sign up themselves; owners, riders and admins are created by
+/// the platform.
+async fn register(
+    State(id): State<Identity>,
+    ApiJson(req): ApiJson<Registration>,
+) -> Result<(axum::http::StatusCode, Json<LoginResponse>), ApiError> {
+    let username = req.username.trim().to_lowercase();
+    let valid_name = (3..=32).contains(&username.len())
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid_name {
+        return Err(ApiError::unprocessable(
+            "username must be 3 to 32 letters, digits, '_' or '-'",
+        ));
+    }
+    if req.password.chars().count() < 8 || req.password.len() > 200 {
+        return Err(ApiError::unprocessable(
+            "password must be 8 to 200 characters",
+        ));
+    }
+    let password = req.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let db = id.db.clone();
+    let name = username.clone();
+    let user_id = platform::detached(async move {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO users (username, password_hash, role) VALUES (?, ?, 'customer')
+             ON CONFLICT (username) DO NOTHING RETURNING id",
+        )
+        .bind(&name)
+        .bind(hash)
+        .fetch_optional(db.writer())
+        .await?;
+        inserted.ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "Conflict",
+                format!("the username {name} is taken"),
+            )
+        })
+    })
+    .await?;
+    let principal = Principal {
+        user_id,
+        username,
+        role: Role::Customer,
+        store_id: None,
+    };
+    let token = id.keys.issue(&principal)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(LoginResponse {
+            token,
+            user_id,
+            username: principal.username,
+            role: Role::Customer,
+            store_id: None,
+        }),
+    ))
 }
 
 async fn me(who: Principal) -> Json<serde_json::Value> {

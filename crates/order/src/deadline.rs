@@ -14,17 +14,16 @@ use crate::domain::OrderAction;
 use crate::record::{self, Order, COLUMNS};
 use crate::OrderService;
 
-/// A `PaymentPending` order older than this is past any payment call.
-const PAYMENT_SETTLE: Duration = Duration::from_secs(30);
+/// A `PaymentPending` order this much older than the payment timeout is
+/// past any payment call: the process that made it died.
+const PAYMENT_SETTLE_MARGIN: Duration = Duration::from_secs(1);
 
 pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError> {
     let now = platform::clock::now_ms();
     let mut done = 0;
 
-    let stale_payment = now
-        - PAYMENT_SETTLE
-            .max(svc.config.payment_timeout * 2)
-            .as_millis() as i64;
+    let settle = svc.config.payment_timeout * 2 + PAYMENT_SETTLE_MARGIN;
+    let stale_payment = now - settle.as_millis() as i64;
     let ids: Vec<i64> = sqlx::query(
         "SELECT id FROM orders WHERE status = 'PaymentPending' AND created_at < ? LIMIT 100",
     )

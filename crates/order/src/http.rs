@@ -6,7 +6,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
 use contracts::{OrderStatus, Role};
-use platform::{detached, ApiError, ApiJson, Principal};
+use platform::{detached, ApiError, JsonBody, Principal};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
@@ -60,9 +60,10 @@ fn change_error(e: ChangeError) -> ApiError {
 async fn place(
     State(svc): State<OrderService>,
     who: Principal,
-    ApiJson(req): ApiJson<PlaceOrder>,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     who.require(&[Role::Customer])?;
+    let req: PlaceOrder = body.parse()?;
     if req.qty < 1 || req.qty > MAX_QTY {
         return Err(ApiError::unprocessable(format!(
             "qty must be between 1 and {MAX_QTY}"

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
 use contracts::Role;
-use platform::{ApiError, ApiJson, Principal};
+use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -40,9 +40,10 @@ struct PayRequest {
 async fn pay(
     State(svc): State<PaymentService>,
     who: Principal,
-    ApiJson(req): ApiJson<PayRequest>,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Payment>), ApiError> {
     who.require(&[Role::Admin])?;
+    let req: PayRequest = body.parse()?;
     if req.price < 0 || req.qty < 1 {
         return Err(ApiError::unprocessable("price must be >= 0 and qty >= 1"));
     }

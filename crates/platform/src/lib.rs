@@ -17,7 +17,7 @@ pub mod shutdown;
 pub use auth::{Principal, TokenKeys};
 pub use db::Db;
 pub use event_log::EventLog;
-pub use problem::{ApiError, ApiJson};
+pub use problem::{ApiError, ApiJson, JsonBody};
 
 /// Runs a write in its own task so that a client that hangs up cannot cancel
 /// it half-way: a dropped SQLite transaction on the single writer connection

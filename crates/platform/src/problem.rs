@@ -160,6 +160,61 @@ fn rejection_to_problem(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// A JSON body read but not yet decoded, so that a handler can check who is
+/// asking (403) before it judges what they sent (400/422).
+#[derive(Debug, Clone)]
+pub struct JsonBody {
+    bytes: axum::body::Bytes,
+    json_content_type: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "Payload too large",
+                        e.body_text(),
+                    )
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })?;
+        Ok(JsonBody {
+            bytes,
+            json_content_type,
+        })
+    }
+}
+
+impl JsonBody {
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if !self.json_content_type {
+            return Err(rejection_to_problem(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        axum::Json::<T>::from_bytes(&self.bytes)
+            .map(|axum::Json(v)| v)
+            .map_err(rejection_to_problem)
+    }
+}
+
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()

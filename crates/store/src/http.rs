@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
-use platform::{detached, ApiError, ApiJson, Principal};
+use platform::{detached, ApiError, JsonBody, Principal};
 use serde::Deserialize;
 
 use crate::domain::{StoreAction, StoreOrderStatus};
@@ -86,9 +86,10 @@ fn check_menu_fields(name: Option<&str>, price: Option<i64>) -> Result<(), ApiEr
 async fn create_menu(
     State(svc): State<StoreService>,
     who: Principal,
-    ApiJson(req): ApiJson<NewMenu>,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Menu>), ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
+    let req: NewMenu = body.parse()?;
     check_menu_fields(Some(&req.name), Some(req.price))?;
     let store_id = match who.role {
         Role::Admin => req
@@ -148,9 +149,10 @@ async fn update_menu(
     State(svc): State<StoreService>,
     who: Principal,
     Path(id): Path<i64>,
-    ApiJson(req): ApiJson<MenuChange>,
+    body: JsonBody,
 ) -> Result<Json<Menu>, ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
+    let req: MenuChange = body.parse()?;
     check_menu_fields(req.name.as_deref(), req.price)?;
     let current = menu::by_id(svc.db.reader(), id)
         .await?

@@ -32,7 +32,13 @@ impl Server {
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (child, base) = spawn(data_dir, &args);
-        Server { base, data_dir: data_dir.to_path_buf(), child, args, _tmp: None }
+        Server {
+            base,
+            data_dir: data_dir.to_path_buf(),
+            child,
+            args,
+            _tmp: None,
+        }
     }
 
     /// SIGKILL: no drain, no cleanup, as a crashed machine would stop.
@@ -116,13 +122,21 @@ impl Reply {
 
 impl Api {
     pub fn anonymous(server: &Server) -> Api {
-        Api { base: server.base.clone(), http: reqwest::Client::new(), token: None }
+        Api {
+            base: server.base.clone(),
+            http: reqwest::Client::new(),
+            token: None,
+        }
     }
 
     pub async fn login(server: &Server, user: &str) -> Api {
         let mut api = Api::anonymous(server);
         let reply = api
-            .send(Method::POST, "/auth/login", Some(serde_json::json!({"username": user, "password": user})))
+            .send(
+                Method::POST,
+                "/auth/login",
+                Some(serde_json::json!({"username": user, "password": user})),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "login {user}: {}", reply.body);
         api.token = Some(reply.body["token"].as_str().expect("token").to_string());
@@ -171,9 +185,14 @@ pub async fn reply(req: reqwest::RequestBuilder) -> Reply {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
     };
-    Reply { status, content_type, body }
+    Reply {
+        status,
+        content_type,
+        body,
+    }
 }
 
 /// Polls until `check` returns `Some`, for effects that travel by events.
@@ -196,17 +215,23 @@ where
 
 /// Waits until the status view shows `status` for the order.
 pub async fn wait_status(api: &Api, order_id: i64, status: &str) -> Value {
-    eventually(&format!("order {order_id} to be {status} in the status view"), || async {
-        let r = api.get(&format!("/statusChecks/{order_id}")).await;
-        (r.status == StatusCode::OK && r.body["status"] == status).then_some(r.body)
-    })
+    eventually(
+        &format!("order {order_id} to be {status} in the status view"),
+        || async {
+            let r = api.get(&format!("/statusChecks/{order_id}")).await;
+            (r.status == StatusCode::OK && r.body["status"] == status).then_some(r.body)
+        },
+    )
     .await
 }
 
 /// Places an order and returns its body (asserting 201).
 pub async fn place(customer: &Api, menu: &str, qty: i64) -> Value {
     let r = customer
-        .post("/orders", serde_json::json!({"menuName": menu, "qty": qty, "address": "suwon"}))
+        .post(
+            "/orders",
+            serde_json::json!({"menuName": menu, "qty": qty, "address": "suwon"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "place order: {}", r.body);
     r.body
@@ -215,15 +240,20 @@ pub async fn place(customer: &Api, menu: &str, qty: i64) -> Value {
 /// Waits until the store's list holds the order (it travels by event).
 pub async fn wait_in_store(owner: &Api, order_id: i64) {
     eventually(&format!("order {order_id} in the store list"), || async {
-        (owner.get(&format!("/storeOrders/{order_id}")).await.status == StatusCode::OK).then_some(())
+        (owner.get(&format!("/storeOrders/{order_id}")).await.status == StatusCode::OK)
+            .then_some(())
     })
     .await
 }
 
 pub async fn wait_in_deliveries(rider: &Api, order_id: i64) {
-    eventually(&format!("order {order_id} in the delivery list"), || async {
-        (rider.get(&format!("/deliveries/{order_id}")).await.status == StatusCode::OK).then_some(())
-    })
+    eventually(
+        &format!("order {order_id} in the delivery list"),
+        || async {
+            (rider.get(&format!("/deliveries/{order_id}")).await.status == StatusCode::OK)
+                .then_some(())
+        },
+    )
     .await
 }
 
