@@ -1,0 +1,136 @@
+//! A customer's cancel racing the owner's accept: in every service, exactly
+//! one of them wins.
+
+mod support;
+
+use futures::stream::{self, StreamExt};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::*;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Winner {
+    Cancel,
+    Accept,
+}
+
+async fn race(customer: &Api, owner: &Api, order: i64) -> Winner {
+    let (cancel_path, accept_path) = (
+        format!("/orders/{order}/cancel"),
+        format!("/storeOrders/{order}/accept"),
+    );
+    let (cancel, accept) = tokio::join!(customer.put(&cancel_path), owner.put(&accept_path));
+    match (cancel.status, accept.status) {
+        (StatusCode::OK, StatusCode::CONFLICT | StatusCode::NOT_FOUND) => Winner::Cancel,
+        (StatusCode::CONFLICT, StatusCode::OK) => Winner::Accept,
+        (c, a) => panic!(
+            "order {order}: cancel {c} {} / accept {a} {}",
+            cancel.body, accept.body
+        ),
+    }
+}
+
+fn find<'a>(list: &'a Value, key: &str, order: i64) -> Option<&'a Value> {
+    list.as_array()?.iter().find(|v| v[key] == order)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_cancels_racing_accepts_each_end_with_one_winner() {
+    let server = Server::start(&[]);
+    let customer = Api::login(&server, "customer").await;
+    let owner = Api::login(&server, "owner").await;
+    let admin = Api::login(&server, "admin").await;
+
+    let mut orders = Vec::new();
+    for _ in 0..100 {
+        orders.push(id(&place(&customer, "pizza", 1).await));
+    }
+    // Half race while the order is already in the store's list, half while
+    // it may still be on its way there.
+    for order in orders.iter().step_by(2) {
+        wait_in_store(&owner, *order).await;
+    }
+    let results: Vec<(i64, Winner)> = stream::iter(orders.clone())
+        .map(|order| {
+            let (customer, owner) = (customer.clone(), owner.clone());
+            async move { (order, race(&customer, &owner, order).await) }
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+
+    let cancelled = results.iter().filter(|(_, w)| *w == Winner::Cancel).count();
+    eprintln!(
+        "cancel won {cancelled}, accept won {}",
+        results.len() - cancelled
+    );
+
+    // Every service settles on the same winner.
+    for (order, winner) in &results {
+        let order = *order;
+        let (status, payment, cook) = match winner {
+            Winner::Cancel => ("Cancelled", "Refunded", "Cancelled"),
+            Winner::Accept => ("Accepted", "Approved", "Accepted"),
+        };
+        eventually(&format!("order {order} settled as {status}"), || async {
+            let o = customer.get(&format!("/orders/{order}")).await.body;
+            let p = customer.get(&format!("/payments/{order}")).await.body;
+            let s = owner.get(&format!("/storeOrders/{order}")).await.body;
+            let v = customer.get(&format!("/statusChecks/{order}")).await.body;
+            (o["status"] == status
+                && p["paymentStatus"] == payment
+                && s["cookStatus"] == cook
+                && v["status"] == status)
+                .then_some(())
+        })
+        .await;
+    }
+    // Nothing reached delivery, no refund for an accepted order, one event
+    // of each kind per order, and no consumer parked anything.
+    let deliveries = admin.get("/deliveries").await.body;
+    assert!(deliveries.as_array().expect("deliveries").is_empty());
+    let log = admin.get("/events?limit=5000").await.body;
+    for (order, winner) in &results {
+        let kinds: Vec<&str> = log
+            .as_array()
+            .expect("log")
+            .iter()
+            .filter(|e| e["orderId"] == *order)
+            .map(|e| e["eventType"].as_str().expect("type"))
+            .collect();
+        let want: &[&str] = match winner {
+            Winner::Cancel => &[
+                "PaymentAgreed",
+                "MenuOrdered",
+                "MenuCancelled",
+                "PaymentCancelled",
+            ],
+            Winner::Accept => &["PaymentAgreed", "MenuOrdered", "CookStarted"],
+        };
+        assert_eq!(kinds, want, "order {order}");
+        let view = customer.get(&format!("/statusChecks/{order}")).await.body;
+        assert_eq!(
+            view["history"].as_array().expect("history").len(),
+            want.len(),
+            "order {order}: {view}"
+        );
+    }
+    for consumer in [
+        "order",
+        "payment",
+        "store",
+        "delivery",
+        "status",
+        "notification",
+    ] {
+        let dead = admin
+            .get(&format!("/admin/deadLetters/{consumer}"))
+            .await
+            .body;
+        assert!(
+            dead.as_array().expect("dead letters").is_empty(),
+            "{consumer}: {dead}"
+        );
+    }
+    assert!(find(&deliveries, "orderId", orders[0]).is_none());
+}
