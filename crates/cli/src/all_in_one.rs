@@ -203,6 +203,7 @@ pub async fn run(
 
     let actuator = Actuator::new("all-in-one");
     routers.extend([
+        gateway::web::router(),
         actuator.router(),
         crate::events_api::router(log.clone(), keys.clone()),
         with_idempotency(

@@ -2,6 +2,8 @@
 //! services. In the all-in-one shape the services are routers in the same
 //! process and routing is by path inside one axum router.
 
+pub mod web;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::Router;
