@@ -111,14 +111,14 @@ export function mount(root, ctx) {
     }
     fill(boardBody, h('div', { class: 'scroll' }, h('table', { class: 'table board' },
       h('caption', { class: 'sr-only' }, 'Every order and its current status'),
-      h('thead', {}, h('tr', {}, ['Order', 'Item', 'Total', 'Address', 'Store', 'Customer', 'Rider', 'Status', 'Payment', 'Updated', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', {}, h('tr', {}, ['Order', 'Status', 'Item', 'Total', 'Address', 'Store', 'Customer', 'Rider', 'Payment', 'Updated', ''].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, rows.map((c) => {
         const open = state.open.has(c.orderId);
         const b = h('button', { type: 'button', class: 'small ghost', id: `history-${c.orderId}`, 'aria-expanded': String(open), onclick: () => toggle(c, b) }, open ? 'Hide' : 'Timeline');
         const row = h('tr', { dataset: { orderId: c.orderId, status: c.status } },
-          h('th', { scope: 'row' }, `#${c.orderId}`), h('td', {}, `${c.menuName} × ${c.qty}`), h('td', { class: 'num' }, won(c.price)),
+          h('th', { scope: 'row' }, `#${c.orderId}`), h('td', {}, badge(c.status)), h('td', {}, `${c.menuName} × ${c.qty}`), h('td', { class: 'num' }, won(c.price)),
           h('td', {}, c.address), h('td', {}, String(c.storeId)), h('td', {}, String(c.customerId)), h('td', {}, c.riderId ? String(c.riderId) : '–'),
-          h('td', {}, badge(c.status)), h('td', {}, c.paymentStatus || '–'), h('td', {}, timeEl(c.updatedAt)), h('td', {}, b));
+          h('td', {}, c.paymentStatus || '–'), h('td', {}, timeEl(c.updatedAt)), h('td', {}, b));
         if (!open) return row;
         const hist = state.history.get(c.orderId) || [];
         return [row, h('tr', { class: 'detail' }, h('td', { colspan: 11 },

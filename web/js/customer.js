@@ -114,7 +114,7 @@ export function mount(root, ctx) {
     fill(cartLines,
       lines.length
         ? h('ul', { class: 'cart-lines' }, lines.map((l) => h('li', { class: 'cart-line', dataset: { menuId: l.id } },
-          h('span', { class: 'item-name' }, l.menu.name, h('span', { class: 'muted' }, ` · ${l.menu.storeName}`)),
+          h('span', { class: 'item-name' }, l.menu.name, h('span', { class: 'muted store-name' }, l.menu.storeName)),
           h('label', { class: 'sr-only', for: `qty-${l.id}` }, `Quantity of ${l.menu.name}`),
           h('input', { id: `qty-${l.id}`, class: 'qty', type: 'number', min: 1, max: 100, value: l.qty, oninput: (e) => {
             const q = Math.max(1, Math.min(100, Math.round(Number(e.target.value)) || 1));
@@ -240,8 +240,9 @@ export function mount(root, ctx) {
             h('h3', { id: `order-${o.id}-title` }, `#${o.id} ${o.menuName} × ${o.qty}`),
             badge(o.status)),
           h('p', { class: 'meta' }, won(o.price), ' · ', o.address, ' · ', timeEl(o.createdAt)),
-          o.reason && ['Cancelled', 'Rejected', 'PaymentFailed'].includes(o.status) ? h('p', { class: 'reason' }, reasonWords(o)) : '',
-          o.status === 'PaymentPending' ? h('p', { class: 'muted' }, 'Waiting for the payment to finish…') : timeline(o.status, state.history.get(o.id)),
+          o.status === 'PaymentFailed' ? h('p', { class: 'reason' }, reasonWords(o))
+            : o.status === 'PaymentPending' ? h('p', { class: 'muted' }, 'Waiting for the payment to finish…')
+              : timeline(o.status, state.history.get(o.id)),
           h('p', { class: 'sr-only', 'aria-live': 'polite' }, `Order ${o.id} is ${statusWords(o.status)}.`),
           actions.length ? h('div', { class: 'actions' }, actions) : '',
           error));
@@ -249,8 +250,7 @@ export function mount(root, ctx) {
   }
 
   function reasonWords(o) {
-    if (o.status === 'PaymentFailed') return /declin/i.test(o.reason) ? 'The card was declined; nothing was charged.' : 'The payment did not go through; nothing was charged.';
-    return `Reason: ${o.reason}`;
+    return /declin/i.test(o.reason || '') ? 'The card was declined; nothing was charged.' : 'The payment did not go through; nothing was charged.';
   }
 
   async function loadMenus() {

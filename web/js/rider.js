@@ -47,7 +47,7 @@ export function mount(root, ctx) {
     return h('li', {},
       h('article', { class: state.fresh.has(d.orderId) ? 'order fresh' : 'order', dataset: { orderId: d.orderId, status: d.deliveryStatus }, 'aria-labelledby': `d-${d.orderId}` },
         h('header', { class: 'order-head' }, h('h3', { id: `d-${d.orderId}` }, `#${d.orderId} ${d.menuName} × ${d.qty}`), badge(d.deliveryStatus)),
-        h('p', { class: 'address' }, h('span', { class: 'muted' }, 'Deliver to '), d.address),
+        h('p', { class: 'address' }, h('span', { class: 'muted' }, d.deliveryStatus === 'Delivered' ? 'Delivered to ' : 'Deliver to '), d.address),
         h('p', { class: 'meta' }, won(d.price), ' · cooked ', timeEl(d.createdAt)),
         button ? h('div', { class: 'actions' }, button(error)) : '',
         error));

@@ -162,7 +162,7 @@ export function timeline(status, history) {
   const reached = stopped ? Math.max(...Object.keys(at).filter((s) => STEPS.includes(s)).map(rank), 0) : rank(status);
   const items = STEPS.map((step) => {
     const r = rank(step);
-    const state = r < reached || (r === reached && step === 'Confirmed') ? 'done' : r === reached ? 'current' : 'todo';
+    const state = r < reached || (r === reached && (stopped || step === 'Confirmed')) ? 'done' : r === reached ? 'current' : 'todo';
     if (stopped && r > reached) return null;
     const c = at[step];
     return h('li', { class: `step ${state}`, dataset: { step }, 'aria-current': state === 'current' ? 'step' : false },

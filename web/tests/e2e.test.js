@@ -244,6 +244,30 @@ test('an expired session sends the person back to the login with a reason', asyn
 });
 
 test('every role has a phone and a desktop view, and the admin sees the board, the log and health', async () => {
+  // Something for each role to look at: one order waiting for the store, one
+  // ready for pick-up.
+  const as = async (user) => (await (await fetch(`${base}/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: user, password: user }),
+  })).json()).token;
+  const call = async (token, method, path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body),
+    });
+    assert.ok(res.ok, `${method} ${path}: ${res.status}`);
+    return res.json();
+  };
+  const [c, o] = [await as('customer'), await as('owner')];
+  const cooked = await call(c, 'POST', '/orders', { menuName: 'pasta', qty: 1, address: '7 Insadong-gil, Seoul' });
+  await call(c, 'POST', '/orders', { menuName: 'cola', qty: 3, address: '12 Gwanggyo-ro, Suwon' });
+  for (const step of ['accept', 'finish']) {
+    for (let i = 0; ; i++) {
+      const res = await fetch(`${base}/storeOrders/${cooked.id}/${step}`, { method: 'PUT', headers: { authorization: `Bearer ${o}` } });
+      if (res.ok) break;
+      assert.ok(i < 50, `${step}: ${res.status}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   const roles = [['customer', 'Order food'], ['owner', /Kitchen/], ['rider', 'Deliveries'], ['admin', 'Operations']];
   for (const [user, heading] of roles) {
     const phone = await person(PHONE);
@@ -252,6 +276,8 @@ test('every role has a phone and a desktop view, and the admin sees the board, t
       await phone.page.locator('#orders article').first().waitFor();
       await phone.page.locator('#orders').evaluate((el) => el.scrollIntoView());
     }
+    if (user === 'owner') await phone.page.locator('#incoming article').first().waitFor();
+    if (user === 'rider') await phone.page.locator('#ready article').first().waitFor();
     await shot(phone.page, `${user}-phone`, false);
     await phone.context.close();
   }
