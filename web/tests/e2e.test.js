@@ -81,8 +81,15 @@ after(async () => {
 async function person(kind = DESKTOP) {
   const context = await browser.newContext({ ...kind, baseURL: base, reducedMotion: 'reduce' });
   const page = await context.newPage();
-  page.on('pageerror', (e) => { throw new Error(`page error: ${e.message}`); });
-  return { context, page };
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  return { context, page, errors };
+}
+
+/** Closes the people's browsers; a script error on any page fails the test. */
+async function done(...people) {
+  await Promise.all(people.map((p) => p.context.close()));
+  for (const p of people) assert.deepEqual(p.errors, [], 'no script errors on the page');
 }
 
 async function login(page, user, heading) {
@@ -172,7 +179,7 @@ test('an order goes from placed to confirmed, each step seen live by the custome
     assert.match(notes, new RegExp(words), `the customer was told "${words}"`);
   }
   assert.equal(await customer.page.evaluate(() => window.sameDocument), true, 'the page was never reloaded');
-  await Promise.all([customer.context.close(), owner.context.close(), rider.context.close()]);
+  await done(customer, owner, rider);
 });
 
 test('a customer cancels before the kitchen accepts, and is told in words when it is too late', async () => {
@@ -206,7 +213,7 @@ test('a customer cancels before the kitchen accepts, and is told in words when i
   assert.match(text, /Too late to cancel: the kitchen has already accepted/);
   assert.doesNotMatch(text, /[{}"]/, 'no raw JSON');
   await seen(stale.page, '#orders', late, 'Accepted');
-  await Promise.all([customer.context.close(), stale.context.close(), owner.context.close()]);
+  await done(customer, stale, owner);
 });
 
 test('a declined card is explained in words and nothing is ordered', async () => {
@@ -224,7 +231,7 @@ test('a declined card is explained in words and nothing is ordered', async () =>
   await customer.page.locator('#orders article[data-status="PaymentFailed"]').first().waitFor({ timeout: LIVE_MS });
   await customer.page.locator('#cart').scrollIntoViewIfNeeded();
   await shot(customer.page, 'customer-declined-phone', false);
-  await customer.context.close();
+  await done(customer);
 });
 
 test('an expired session sends the person back to the login with a reason', async () => {
@@ -240,7 +247,27 @@ test('an expired session sends the person back to the login with a reason', asyn
   await error.waitFor();
   assert.equal(await error.innerText(), 'Your session has expired. Please log in again.');
   await shot(customer.page, 'login-phone', false);
-  await customer.context.close();
+  await done(customer);
+});
+
+test('the keyboard alone logs in and fills the cart', async () => {
+  const customer = await person(PHONE);
+  await customer.page.goto('/');
+  // The login puts the cursor in the username field.
+  await customer.page.locator('#username:focus').waitFor();
+  await customer.page.keyboard.type('customer');
+  await customer.page.keyboard.press('Tab');
+  await customer.page.keyboard.type('customer');
+  await customer.page.keyboard.press('Enter');
+  // After login the view's heading has the focus, for screen readers.
+  await customer.page.locator('h1:focus').filter({ hasText: 'Order food' }).waitFor();
+  const add = customer.page.locator('button[aria-label^="Add pizza "]').first();
+  await add.focus();
+  await customer.page.keyboard.press('Enter');
+  await customer.page.keyboard.press('Enter');
+  assert.equal(await customer.page.getByLabel('Quantity of pizza').inputValue(), '2');
+  assert.equal(await customer.page.locator('#place-order').innerText(), 'Place order · 2,000 KRW');
+  await done(customer);
 });
 
 test('every role has a phone and a desktop view, and the admin sees the board, the log and health', async () => {
@@ -279,7 +306,7 @@ test('every role has a phone and a desktop view, and the admin sees the board, t
     if (user === 'owner') await phone.page.locator('#incoming article').first().waitFor();
     if (user === 'rider') await phone.page.locator('#ready article').first().waitFor();
     await shot(phone.page, `${user}-phone`, false);
-    await phone.context.close();
+    await done(phone);
   }
   const admin = await person();
   await login(admin.page, 'admin', 'Operations');
@@ -300,7 +327,7 @@ test('every role has a phone and a desktop view, and the admin sees the board, t
   await login(customer.page, 'customer', 'Order food');
   const id = await order(customer.page);
   await admin.page.locator(`#board tr[data-order-id="${id}"]`).waitFor({ timeout: LIVE_MS });
-  await Promise.all([admin.context.close(), customer.context.close()]);
+  await done(admin, customer);
 });
 
 test('a dropped live connection reconnects and catches up on what it missed', async () => {
@@ -322,5 +349,5 @@ test('a dropped live connection reconnects and catches up on what it missed', as
   assert.equal(res.status, 200);
   await customer.page.locator('#live[data-state="on"]').waitFor({ timeout: 10000 });
   await seen(customer.page, '#orders', id, 'Accepted');
-  await Promise.all([customer.context.close(), owner.context.close()]);
+  await done(customer, owner);
 });
