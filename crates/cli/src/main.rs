@@ -5,6 +5,7 @@
 mod adapters;
 mod all_in_one;
 mod events_api;
+mod load;
 mod tools;
 
 use std::net::SocketAddr;
@@ -55,6 +56,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start; boxing the large `load` arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the event log as JSON lines (like kafka-console-consumer).
@@ -72,6 +75,11 @@ enum Command {
         #[arg(value_enum)]
         view: tools::View,
     },
+    /// Drive a running system with virtual customers, owners and riders
+    /// and report throughput, latency percentiles and event-to-view lag.
+    Load(load::Args),
+    /// Measure this machine's ceilings (bare axum, SQLite insert+commit).
+    Ceilings(load::CeilingsCommand),
 }
 
 fn init_tracing(json: bool) {
@@ -131,5 +139,7 @@ async fn main() -> anyhow::Result<()> {
             tools::print_events(&cli.data_dir, from, follow).await
         }
         Some(Command::Rebuild { view }) => tools::rebuild(&cli.data_dir, view).await,
+        Some(Command::Load(args)) => Ok(load::run(args).await?),
+        Some(Command::Ceilings(args)) => Ok(load::run_ceilings(args).await?),
     }
 }
