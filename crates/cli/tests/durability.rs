@@ -170,7 +170,7 @@ async fn kill_9_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {
             .filter(|e| e["orderId"] == *order)
             .map(|e| e["eventType"].as_str().expect("type"))
             .collect();
-        assert_eq!(kinds, SAGA, "order {order}");
+        assert_same_saga(&kinds, &SAGA, &format!("order {order}"));
         let view = wait_status(&customer, *order, "Confirmed").await;
         assert_eq!(
             view["history"].as_array().expect("history").len(),

@@ -107,7 +107,7 @@ async fn a_hundred_cancels_racing_accepts_each_end_with_one_winner() {
             ],
             Winner::Accept => &["PaymentAgreed", "MenuOrdered", "CookStarted"],
         };
-        assert_eq!(kinds, want, "order {order}");
+        assert_same_saga(&kinds, want, &format!("order {order}"));
         let view = customer.get(&format!("/statusChecks/{order}")).await.body;
         assert_eq!(
             view["history"].as_array().expect("history").len(),

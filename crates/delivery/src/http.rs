@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
-use platform::{detached, ApiError, Principal};
+use platform::{ApiError, Principal};
 
 use crate::domain::DeliveryAction;
 use crate::record::{self, ChangeError, Delivery, COLUMNS};
@@ -68,22 +68,27 @@ async fn act(
 ) -> Result<Json<Delivery>, ApiError> {
     who.require(&[Role::Rider])?;
     let actor = who.actor();
-    detached(async move {
-        let mut tx = svc.db.begin().await?;
-        let d = record::change(&mut tx, order_id, action, who.user_id, &actor)
-            .await
-            .map_err(|e| match e {
-                ChangeError::NotFound(_) | ChangeError::NotYours(_) => {
-                    ApiError::not_found(e.to_string())
-                }
-                ChangeError::Illegal(t) => ApiError::conflict(t.to_string(), t.current.as_str()),
-                ChangeError::Db(e) => e.into(),
-            })?;
-        tx.commit().await?;
-        svc.outbox.notify();
-        Ok(Json(d))
-    })
-    .await
+    let rider = who.user_id;
+    let d = svc
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                record::change(tx, order_id, action, rider, &actor)
+                    .await
+                    .map_err(|e| match e {
+                        ChangeError::NotFound(_) | ChangeError::NotYours(_) => {
+                            ApiError::not_found(e.to_string())
+                        }
+                        ChangeError::Illegal(t) => {
+                            ApiError::conflict(t.to_string(), t.current.as_str())
+                        }
+                        ChangeError::Db(e) => e.into(),
+                    })
+            })
+        })
+        .await?;
+    svc.outbox.notify();
+    Ok(Json(d))
 }
 
 async fn pickup(

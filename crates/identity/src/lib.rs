@@ -94,19 +94,22 @@ pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
         }
     }))
     .await?;
-    let mut tx = db.begin().await?;
-    for (user, hash) in DEMO_USERS.iter().zip(hashes) {
-        sqlx::query("INSERT INTO users (id, username, password_hash, role, store_id) VALUES (?, ?, ?, ?, ?)")
-            .bind(user.id)
-            .bind(user.username)
-            .bind(hash)
-            .bind(user.role.as_str())
-            .bind(user.store_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    db.write(move |tx| {
+        Box::pin(async move {
+            for (user, hash) in DEMO_USERS.iter().zip(hashes) {
+                sqlx::query("INSERT INTO users (id, username, password_hash, role, store_id) VALUES (?, ?, ?, ?, ?)")
+                    .bind(user.id)
+                    .bind(user.username)
+                    .bind(hash)
+                    .bind(user.role.as_str())
+                    .bind(user.store_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok::<_, ApiError>(())
+        })
+    })
+    .await
 }
 
 pub fn router(identity: Identity) -> Router {
@@ -212,26 +215,29 @@ async fn register(
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    let db = id.db.clone();
     let name = username.clone();
-    let user_id = platform::detached(async move {
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO users (username, password_hash, role) VALUES (?, ?, 'customer')
+    let user_id = id
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO users (username, password_hash, role) VALUES (?, ?, 'customer')
              ON CONFLICT (username) DO NOTHING RETURNING id",
-        )
-        .bind(&name)
-        .bind(hash)
-        .fetch_optional(db.writer())
-        .await?;
-        inserted.ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "Conflict",
-                format!("the username {name} is taken"),
-            )
+                )
+                .bind(&name)
+                .bind(hash)
+                .fetch_optional(conn)
+                .await?;
+                inserted.ok_or_else(|| {
+                    ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        "Conflict",
+                        format!("the username {name} is taken"),
+                    )
+                })
+            })
         })
-    })
-    .await?;
+        .await?;
     let principal = Principal {
         user_id,
         username,

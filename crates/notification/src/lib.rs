@@ -100,12 +100,15 @@ impl EventHandler for NotificationEvents {
 
 /// Drops every notification and makes the consumer read the log again.
 pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM notifications")
-        .execute(&mut *tx)
-        .await?;
-    consumer::reset(&mut tx, CONSUMER).await?;
-    tx.commit().await
+    db.write(move |conn| {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM notifications")
+                .execute(&mut *conn)
+                .await?;
+            consumer::reset(conn, CONSUMER).await
+        })
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Serialize)]

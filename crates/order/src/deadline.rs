@@ -34,21 +34,23 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError>
     .map(|r| r.get(0))
     .collect();
     for id in ids {
-        let svc2 = svc.clone();
-        let failed = platform::detached(async move {
-            let mut tx = svc2.db.begin().await?;
-            let r = record::change(
-                &mut tx,
-                id,
-                OrderAction::PaymentFailed,
-                "system",
-                Some("payment did not settle"),
-            )
-            .await;
-            tx.commit().await?;
-            Ok(r.is_ok())
-        })
-        .await?;
+        let failed = svc
+            .db
+            .write(move |tx| {
+                Box::pin(async move {
+                    let r = record::change(
+                        tx,
+                        id,
+                        OrderAction::PaymentFailed,
+                        "system",
+                        Some("payment did not settle"),
+                    )
+                    .await;
+                    // Settled meanwhile by its own request: nothing to do.
+                    Ok::<_, platform::ApiError>(r.is_ok())
+                })
+            })
+            .await?;
         if failed {
             svc.outbox.notify();
             done += 1;

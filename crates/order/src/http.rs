@@ -6,7 +6,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
 use contracts::{OrderStatus, Role};
-use platform::{detached, ApiError, JsonBody, Principal};
+use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
@@ -113,16 +113,15 @@ async fn place(
         .ok_or_else(|| ApiError::unprocessable("order total is too large"))?;
 
     let created = {
-        let (svc, who) = (svc.clone(), who.clone());
+        let customer = who.user_id;
         let (menu, address) = (menu.clone(), address.clone());
-        detached(async move {
-            let now = platform::clock::now_ms();
-            let mut tx = svc.db.begin().await?;
+        let now = platform::clock::now_ms();
+        svc.db.write(move |tx| Box::pin(async move {
             let id: i64 = sqlx::query(
                 "INSERT INTO orders (customer_id, store_id, menu_id, menu_name, qty, unit_price, price, address, status, correlation_id, version, created_at, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PaymentPending', ?, 1, ?, ?) RETURNING id",
             )
-            .bind(who.user_id)
+            .bind(customer)
             .bind(menu.store_id)
             .bind(menu.id)
             .bind(&menu.name)
@@ -136,10 +135,8 @@ async fn place(
             .fetch_one(&mut *tx)
             .await?
             .get(0);
-            let order = record::load(&mut tx, id).await?.ok_or_else(|| ApiError::internal("order vanished"))?;
-            tx.commit().await?;
-            Ok(order)
-        })
+            record::load(tx, id).await?.ok_or_else(|| ApiError::internal("order vanished"))
+        }))
         .await?
     };
 
@@ -156,53 +153,47 @@ async fn place(
         };
     let actor = who.actor();
     let id = created.id;
-    let svc2 = svc.clone();
-    detached(async move {
-        let mut tx = svc2.db.begin().await?;
-        let result = match &outcome {
-            Ok(PaymentOutcome::Approved { payment_id }) => {
-                sqlx::query("UPDATE orders SET payment_id = ? WHERE id = ?")
-                    .bind(payment_id)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                record::change(&mut tx, id, OrderAction::PaymentApproved, &actor, None).await
-            }
-            Ok(PaymentOutcome::Declined { reason }) => {
-                record::change(
-                    &mut tx,
-                    id,
-                    OrderAction::PaymentFailed,
-                    &actor,
-                    Some(reason),
-                )
-                .await
-            }
-            Err(e) => {
-                let reason = format!("payment unavailable: {e}");
-                record::change(
-                    &mut tx,
-                    id,
-                    OrderAction::PaymentFailed,
-                    "system",
-                    Some(&reason),
-                )
-                .await
-            }
-        };
-        let order = match result {
-            Ok(order) => order,
-            // The stuck-payment sweep settled it first.
-            Err(ChangeError::Illegal(t)) => {
-                return Err(ApiError::unavailable(format!(
-                    "payment did not complete in time ({})",
-                    t.current
-                )))
-            }
-            Err(e) => return Err(change_error(e)),
-        };
-        tx.commit().await?;
-        svc2.outbox.notify();
+    let settled = outcome.clone();
+    let order = svc
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                let result = match &settled {
+                    Ok(PaymentOutcome::Approved { payment_id }) => {
+                        sqlx::query("UPDATE orders SET payment_id = ? WHERE id = ?")
+                            .bind(payment_id)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        record::change(tx, id, OrderAction::PaymentApproved, &actor, None).await
+                    }
+                    Ok(PaymentOutcome::Declined { reason }) => {
+                        record::change(tx, id, OrderAction::PaymentFailed, &actor, Some(reason))
+                            .await
+                    }
+                    Err(e) => {
+                        let reason = format!("payment unavailable: {e}");
+                        record::change(tx, id, OrderAction::PaymentFailed, "system", Some(&reason))
+                            .await
+                    }
+                };
+                let order = match result {
+                    Ok(order) => order,
+                    // The stuck-payment sweep settled it first.
+                    Err(ChangeError::Illegal(t)) => {
+                        return Err(ApiError::unavailable(format!(
+                            "payment did not complete in time ({})",
+                            t.current
+                        )))
+                    }
+                    Err(e) => return Err(change_error(e)),
+                };
+                Ok(order)
+            })
+        })
+        .await?;
+    svc.outbox.notify();
+    {
         match outcome {
             Ok(PaymentOutcome::Approved { .. }) => Ok((StatusCode::CREATED, Json(order))),
             Ok(PaymentOutcome::Declined { reason }) => Err(ApiError::new(
@@ -217,8 +208,7 @@ async fn place(
             ))
             .with("orderId", json!(order.id))),
         }
-    })
-    .await
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -339,16 +329,18 @@ pub async fn cancel_order(
         reason.map(str::to_string),
         order.id,
     );
-    detached(async move {
-        let mut tx = svc.db.begin().await?;
-        let order = record::change(&mut tx, id, OrderAction::Cancel, &actor, reason.as_deref())
-            .await
-            .map_err(change_error)?;
-        tx.commit().await?;
-        svc.outbox.notify();
-        Ok(order)
-    })
-    .await
+    let order = svc
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                record::change(tx, id, OrderAction::Cancel, &actor, reason.as_deref())
+                    .await
+                    .map_err(change_error)
+            })
+        })
+        .await?;
+    svc.outbox.notify();
+    Ok(order)
 }
 
 fn describe_store_decision(status: OrderStatus) -> &'static str {
@@ -367,14 +359,16 @@ async fn confirm(
     who.require(&[Role::Customer])?;
     visible(&svc, &who, id).await?;
     let actor = who.actor();
-    detached(async move {
-        let mut tx = svc.db.begin().await?;
-        let order = record::change(&mut tx, id, OrderAction::Confirm, &actor, None)
-            .await
-            .map_err(change_error)?;
-        tx.commit().await?;
-        svc.outbox.notify();
-        Ok(Json(order))
-    })
-    .await
+    let order = svc
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                record::change(tx, id, OrderAction::Confirm, &actor, None)
+                    .await
+                    .map_err(change_error)
+            })
+        })
+        .await?;
+    svc.outbox.notify();
+    Ok(Json(order))
 }

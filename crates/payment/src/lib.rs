@@ -44,14 +44,17 @@ impl PaymentService {
         card: Option<String>,
         actor: String,
     ) -> Result<Payment, platform::ApiError> {
-        let svc = self.clone();
-        platform::detached(async move {
-            let mut tx = svc.db.begin().await?;
-            let payment = record::pay(&mut tx, &facts, card.as_deref(), &actor).await?;
-            tx.commit().await?;
-            svc.outbox.notify();
-            Ok(payment)
-        })
-        .await
+        let payment = self
+            .db
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok::<_, platform::ApiError>(
+                        record::pay(tx, &facts, card.as_deref(), &actor).await?,
+                    )
+                })
+            })
+            .await?;
+        self.outbox.notify();
+        Ok(payment)
     }
 }

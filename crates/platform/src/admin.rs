@@ -53,8 +53,8 @@ async fn replay(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     who.require(&[Role::Admin])?;
-    crate::detached(async move {
-        match consumer::replay(state.handler.as_ref(), &state.db, id).await {
+    {
+        match consumer::replay(&state.handler, &state.db, id).await {
             Ok(()) => Ok(StatusCode::NO_CONTENT),
             Err(ReplayError::NotFound(id)) => {
                 Err(ApiError::not_found(format!("no dead letter {id}")))
@@ -66,8 +66,7 @@ async fn replay(
             )),
             Err(ReplayError::Db(e)) => Err(e.into()),
         }
-    })
-    .await
+    }
 }
 
 async fn discard(
@@ -76,12 +75,9 @@ async fn discard(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     who.require(&[Role::Admin])?;
-    crate::detached(async move {
-        if consumer::discard(&state.db, id).await? {
-            Ok(StatusCode::NO_CONTENT)
-        } else {
-            Err(ApiError::not_found(format!("no dead letter {id}")))
-        }
-    })
-    .await
+    if consumer::discard(&state.db, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no dead letter {id}")))
+    }
 }

@@ -116,67 +116,74 @@ async fn apply(
     Ok(Outcome::Applied)
 }
 
-/// Applies as much of `batch` as succeeds in one commit. Returns the
-/// position reached and, if an event failed, that event and its error.
+/// Applies as much of `batch` as succeeds in one commit. Returns the event
+/// that failed, if one did, with its error.
 async fn apply_batch(
-    handler: &dyn EventHandler,
+    handler: &Arc<dyn EventHandler>,
     db: &Db,
-    batch: &[LoggedEvent],
-) -> Result<(i64, Option<(LoggedEvent, String)>), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let mut reached = None;
-    let mut failed = None;
-    let mut applied = false;
-    for logged in batch {
-        match apply(handler, &mut tx, logged).await {
-            Ok(Outcome::Applied) => {
-                applied = true;
-                reached = Some(logged.seq);
-            }
-            Ok(Outcome::Skipped) => reached = Some(logged.seq),
-            Err(e) => {
-                failed = Some((logged.clone(), e.to_string()));
-                break;
-            }
-        }
-    }
-    let pos = match reached {
-        Some(seq) => {
-            set_position(&mut tx, handler.name(), seq).await?;
-            seq
-        }
-        None => batch.first().map(|e| e.seq - 1).unwrap_or(0),
-    };
-    tx.commit().await?;
+    batch: Vec<LoggedEvent>,
+) -> Result<Option<(LoggedEvent, String)>, sqlx::Error> {
+    let h = handler.clone();
+    let (applied, failed) = db
+        .write(move |conn| {
+            Box::pin(async move {
+                let mut reached = None;
+                let mut failed = None;
+                let mut applied = false;
+                for logged in batch {
+                    match apply(h.as_ref(), conn, &logged).await {
+                        Ok(Outcome::Applied) => {
+                            applied = true;
+                            reached = Some(logged.seq);
+                        }
+                        Ok(Outcome::Skipped) => reached = Some(logged.seq),
+                        Err(e) => {
+                            let error = e.to_string();
+                            failed = Some((logged, error));
+                            break;
+                        }
+                    }
+                }
+                if let Some(seq) = reached {
+                    set_position(conn, h.name(), seq).await?;
+                }
+                Ok::<_, sqlx::Error>((applied, failed))
+            })
+        })
+        .await?;
     if applied {
         handler.committed();
     }
-    Ok((pos, failed))
+    Ok(failed)
 }
 
 /// Retries one failing event alone, with backoff; after the last attempt it
 /// becomes a dead letter. Either way the position moves past it.
 async fn retry_or_bury(
-    handler: &dyn EventHandler,
+    handler: &Arc<dyn EventHandler>,
     db: &Db,
-    logged: &LoggedEvent,
+    logged: LoggedEvent,
     first_error: String,
 ) -> Result<(), sqlx::Error> {
     let mut error = first_error;
     for attempt in 2..=MAX_ATTEMPTS {
         tokio::time::sleep(Duration::from_millis(20 * 4u64.pow(attempt - 2))).await;
-        let mut tx = db.begin().await?;
-        match apply(handler, &mut tx, logged).await {
-            Ok(_) => {
-                set_position(&mut tx, handler.name(), logged.seq).await?;
-                tx.commit().await?;
+        let (h, ev) = (handler.clone(), logged.clone());
+        let result = db
+            .write(move |conn| {
+                Box::pin(async move {
+                    apply(h.as_ref(), conn, &ev).await?;
+                    set_position(conn, h.name(), ev.seq).await?;
+                    Ok::<_, HandlerError>(())
+                })
+            })
+            .await;
+        match result {
+            Ok(()) => {
                 handler.committed();
                 return Ok(());
             }
-            Err(e) => {
-                tx.rollback().await?;
-                error = e.to_string();
-            }
+            Err(e) => error = e.to_string(),
         }
     }
     tracing::error!(
@@ -187,43 +194,46 @@ async fn retry_or_bury(
         %error,
         "event moved to dead letters"
     );
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(logged.seq)
-    .bind(&logged.event_id)
-    .bind(&logged.event_type)
-    .bind(logged.order_id)
-    .bind(&logged.payload)
-    .bind(&error)
-    .bind(MAX_ATTEMPTS as i64)
-    .bind(crate::clock::now_ms())
-    .execute(&mut *tx)
-    .await?;
-    set_position(&mut tx, handler.name(), logged.seq).await?;
-    tx.commit().await?;
-    Ok(())
+    let name = handler.name();
+    db.write(move |conn| {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(logged.seq)
+            .bind(&logged.event_id)
+            .bind(&logged.event_type)
+            .bind(logged.order_id)
+            .bind(&logged.payload)
+            .bind(&error)
+            .bind(MAX_ATTEMPTS as i64)
+            .bind(crate::clock::now_ms())
+            .execute(&mut *conn)
+            .await?;
+            set_position(conn, name, logged.seq).await
+        })
+    })
+    .await
 }
 
 /// Reads everything after the consumer's position once; returns how many
 /// log entries it moved past.
 pub async fn consume_once(
-    handler: &dyn EventHandler,
+    handler: &Arc<dyn EventHandler>,
     db: &Db,
     log: &EventLog,
 ) -> Result<usize, sqlx::Error> {
     let from = position(db, handler.name()).await?;
     let batch = log.read_after(from, BATCH).await?;
-    if batch.is_empty() {
+    let moved = batch.len();
+    if moved == 0 {
         return Ok(0);
     }
-    let (_, failed) = apply_batch(handler, db, &batch).await?;
-    if let Some((logged, error)) = failed {
-        retry_or_bury(handler, db, &logged, error).await?;
+    if let Some((logged, error)) = apply_batch(handler, db, batch).await? {
+        retry_or_bury(handler, db, logged, error).await?;
     }
-    Ok(batch.len())
+    Ok(moved)
 }
 
 /// Runs a consumer until shutdown.
@@ -239,7 +249,7 @@ pub fn spawn_consumer(
             if shutdown.is_triggered() {
                 break;
             }
-            match consume_once(handler.as_ref(), &db, &log).await {
+            match consume_once(&handler, &db, &log).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => {
@@ -313,51 +323,73 @@ pub enum ReplayError {
 
 /// Applies a dead letter again; on success it leaves the list, on failure it
 /// stays with its attempt count raised.
-pub async fn replay(handler: &dyn EventHandler, db: &Db, id: i64) -> Result<(), ReplayError> {
-    let mut tx = db.begin().await?;
-    let row = sqlx::query(
-        "SELECT log_seq, event_id, event_type, order_id, payload FROM dead_letters WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ReplayError::NotFound(id))?;
-    let logged = LoggedEvent {
-        seq: row.get(0),
-        event_id: row.get(1),
-        event_type: row.get(2),
-        order_id: row.get(3),
-        payload: row.get(4),
-    };
-    match apply(handler, &mut tx, &logged).await {
-        Ok(_) => {
-            sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+pub async fn replay(handler: &Arc<dyn EventHandler>, db: &Db, id: i64) -> Result<(), ReplayError> {
+    let h = handler.clone();
+    let result = db
+        .write(move |conn| {
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "SELECT log_seq, event_id, event_type, order_id, payload FROM dead_letters WHERE id = ?",
+                )
                 .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(ReplayError::NotFound(id))?;
+                let logged = LoggedEvent {
+                    seq: row.get(0),
+                    event_id: row.get(1),
+                    event_type: row.get(2),
+                    order_id: row.get(3),
+                    payload: row.get(4),
+                };
+                apply(h.as_ref(), conn, &logged)
+                    .await
+                    .map_err(|e| ReplayError::FailedAgain(e.to_string()))?;
+                sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok::<_, ReplayError>(())
+            })
+        })
+        .await;
+    match result {
+        Ok(()) => {
             handler.committed();
             Ok(())
         }
-        Err(e) => {
-            tx.rollback().await?;
-            sqlx::query("UPDATE dead_letters SET attempts = attempts + 1, error = ? WHERE id = ?")
-                .bind(e.to_string())
-                .bind(id)
-                .execute(db.writer())
-                .await?;
-            Err(ReplayError::FailedAgain(e.to_string()))
+        Err(ReplayError::FailedAgain(error)) => {
+            let message = error.clone();
+            db.write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE dead_letters SET attempts = attempts + 1, error = ? WHERE id = ?",
+                    )
+                    .bind(message)
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
+            Err(ReplayError::FailedAgain(error))
         }
+        Err(e) => Err(e),
     }
 }
 
 /// Drops a dead letter for good (an admin decided it needs no effect).
 pub async fn discard(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM dead_letters WHERE id = ?")
-        .bind(id)
-        .execute(db.writer())
-        .await?;
-    Ok(done.rows_affected() > 0)
+    db.write(move |conn| {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+                .bind(id)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    })
+    .await
 }
 
 /// Forgets what the consumer handled so that it reads the whole log again;

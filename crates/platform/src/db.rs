@@ -1,16 +1,20 @@
-//! A service's own SQLite database: one writer connection (SQLite allows one
-//! writer at a time; queueing in the pool is cheaper than lock retries) and a
-//! pool of readers, in WAL mode so readers never wait for the writer.
+//! A service's own SQLite database: one write connection owned by a
+//! group-commit task (SQLite allows one writer at a time; see
+//! [`crate::writer`]) and a pool of readers, in WAL mode so readers never
+//! wait for the writer.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::SqliteConnection;
+
+use crate::writer::Writer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -22,11 +26,10 @@ pub enum DbError {
 
 #[derive(Clone, Debug)]
 pub struct Db {
-    writer: SqlitePool,
+    pool: SqlitePool,
+    writer: Writer,
     reader: SqlitePool,
 }
-
-pub type Tx = Transaction<'static, Sqlite>;
 
 impl Db {
     /// Opens (creating if needed) a service's database file and runs the
@@ -52,7 +55,7 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
+        let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -64,25 +67,31 @@ impl Db {
                 ..Migrator::DEFAULT
             };
             set.set_ignore_missing(true);
-            set.run(&writer).await?;
+            set.run(&pool).await?;
         }
+        let writer = Writer::start(pool.acquire().await?);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Db { writer, reader })
+        Ok(Db {
+            pool,
+            writer,
+            reader,
+        })
     }
 
-    /// Starts a write transaction on the single writer connection. Call it
-    /// from inside [`crate::detached`] or a background task, never directly
-    /// from a request future.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.writer.begin().await
-    }
-
-    pub fn writer(&self) -> &SqlitePool {
-        &self.writer
+    /// Runs a write in the next group commit and returns its result once
+    /// it is durable. The closure gets the transaction's connection:
+    /// `db.write(move |conn| Box::pin(async move { ...; Ok(x) })).await`.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+    {
+        self.writer.write(work).await
     }
 
     pub fn reader(&self) -> &SqlitePool {
@@ -95,7 +104,8 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        self.writer.close().await;
+        self.writer.stop().await;
+        self.pool.close().await;
         self.reader.close().await;
     }
 }

@@ -51,25 +51,32 @@ impl EventLog {
             return Ok(());
         }
         let now = crate::clock::now_ms();
-        let mut tx = self.db.begin().await?;
-        for ev in events {
-            sqlx::query(
-                "INSERT INTO events (event_id, event_type, order_id, payload, source, logged_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(&ev.event_id)
-            .bind(&ev.event_type)
-            .bind(ev.order_id)
-            .bind(&ev.payload)
-            .bind(source)
-            .bind(now)
-            .execute(&mut *tx)
+        let source = source.to_string();
+        let events = events.to_vec();
+        let last = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    for ev in &events {
+                        sqlx::query(
+                            "INSERT INTO events (event_id, event_type, order_id, payload, source, logged_at)
+                             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                        )
+                        .bind(&ev.event_id)
+                        .bind(&ev.event_type)
+                        .bind(ev.order_id)
+                        .bind(&ev.payload)
+                        .bind(&source)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) FROM events")
+                        .fetch_one(&mut *conn)
+                        .await
+                })
+            })
             .await?;
-        }
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
         self.tip.send_replace(last);
         Ok(())
     }

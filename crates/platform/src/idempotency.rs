@@ -81,7 +81,7 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
             key.clone(),
             fingerprint.clone(),
         );
-        crate::detached(async move { claim(&db, &principal, &key, &fingerprint).await }).await
+        claim(&db, principal, key, fingerprint).await
     };
     match claim {
         Err(e) => e.into_response(),
@@ -113,11 +113,7 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
             let status = rparts.status;
             let stored = {
                 let (db, body) = (idem.db.clone(), rbytes.to_vec());
-                crate::detached(async move {
-                    record(&db, &principal, &key, status, body, content_type).await?;
-                    Ok(())
-                })
-                .await
+                record(&db, principal, key, status, body, content_type).await
             };
             if let Err(e) = stored {
                 tracing::warn!(error = %e, "could not store idempotent answer");
@@ -127,31 +123,35 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
     }
 }
 
-async fn claim(db: &Db, principal: &str, key: &str, fingerprint: &str) -> Result<Claim, ApiError> {
+async fn claim(
+    db: &Db,
+    principal: String,
+    key: String,
+    fingerprint: String,
+) -> Result<Claim, ApiError> {
     let now = crate::clock::now_ms();
-    let mut tx = db.begin().await?;
-    let row = sqlx::query(
-        "SELECT fingerprint, status, body, content_type, created_at FROM idempotency_keys
-         WHERE principal = ? AND key = ?",
-    )
-    .bind(principal)
-    .bind(key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let claim = match row {
-        None => {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (principal, key, fingerprint, created_at) VALUES (?, ?, ?, ?)",
+    db.write(move |conn| {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT fingerprint, status, body, content_type, created_at FROM idempotency_keys
+                 WHERE principal = ? AND key = ?",
             )
-            .bind(principal)
-            .bind(key)
-            .bind(fingerprint)
-            .bind(now)
-            .execute(&mut *tx)
+            .bind(&principal)
+            .bind(&key)
+            .fetch_optional(&mut *conn)
             .await?;
-            Claim::First
-        }
-        Some(row) => {
+            let Some(row) = row else {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (principal, key, fingerprint, created_at) VALUES (?, ?, ?, ?)",
+                )
+                .bind(&principal)
+                .bind(&key)
+                .bind(&fingerprint)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                return Ok(Claim::First);
+            };
             let seen: String = row.get(0);
             if seen != fingerprint {
                 return Err(ApiError::unprocessable(
@@ -160,60 +160,62 @@ async fn claim(db: &Db, principal: &str, key: &str, fingerprint: &str) -> Result
             }
             let status: Option<i64> = row.get(1);
             match status {
-                Some(status) => Claim::Replay(
+                Some(status) => Ok(Claim::Replay(
                     StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
                     row.get::<Option<Vec<u8>>, _>(2).unwrap_or_default(),
                     row.get(3),
-                ),
+                )),
                 None if now - row.get::<i64, _>(4) > STALE_MS => {
                     sqlx::query("UPDATE idempotency_keys SET created_at = ? WHERE principal = ? AND key = ?")
                         .bind(now)
-                        .bind(principal)
-                        .bind(key)
-                        .execute(&mut *tx)
+                        .bind(&principal)
+                        .bind(&key)
+                        .execute(&mut *conn)
                         .await?;
-                    Claim::First
+                    Ok(Claim::First)
                 }
-                None => {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "Conflict",
-                        "a request with this Idempotency-Key is still in progress",
-                    ))
-                }
+                None => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "a request with this Idempotency-Key is still in progress",
+                )),
             }
-        }
-    };
-    tx.commit().await?;
-    Ok(claim)
+        })
+    })
+    .await
 }
 
 async fn record(
     db: &Db,
-    principal: &str,
-    key: &str,
+    principal: String,
+    key: String,
     status: StatusCode,
     body: Vec<u8>,
     content_type: Option<String>,
 ) -> Result<(), sqlx::Error> {
-    if status.is_server_error() {
-        // A failure the client may retry: free the key instead of pinning it.
-        sqlx::query("DELETE FROM idempotency_keys WHERE principal = ? AND key = ?")
-            .bind(principal)
-            .bind(key)
-            .execute(db.writer())
+    db.write(move |conn| {
+        Box::pin(async move {
+            if status.is_server_error() {
+                // A failure the client may retry: free the key instead of pinning it.
+                sqlx::query("DELETE FROM idempotency_keys WHERE principal = ? AND key = ?")
+                    .bind(&principal)
+                    .bind(&key)
+                    .execute(conn)
+                    .await?;
+                return Ok(());
+            }
+            sqlx::query(
+                "UPDATE idempotency_keys SET status = ?, body = ?, content_type = ? WHERE principal = ? AND key = ?",
+            )
+            .bind(status.as_u16() as i64)
+            .bind(body)
+            .bind(content_type)
+            .bind(&principal)
+            .bind(&key)
+            .execute(conn)
             .await?;
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE idempotency_keys SET status = ?, body = ?, content_type = ? WHERE principal = ? AND key = ?",
-    )
-    .bind(status.as_u16() as i64)
-    .bind(body)
-    .bind(content_type)
-    .bind(principal)
-    .bind(key)
-    .execute(db.writer())
-    .await?;
-    Ok(())
+            Ok(())
+        })
+    })
+    .await
 }

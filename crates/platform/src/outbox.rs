@@ -72,10 +72,15 @@ pub async fn relay_once(source: &str, db: &Db, log: &EventLog) -> Result<usize, 
         })
         .collect();
     log.append(source, &events).await?;
-    sqlx::query("DELETE FROM outbox WHERE seq <= ?")
-        .bind(last_seq)
-        .execute(db.writer())
-        .await?;
+    db.write(move |conn| {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM outbox WHERE seq <= ?")
+                .bind(last_seq)
+                .execute(conn)
+                .await
+        })
+    })
+    .await?;
     Ok(events.len())
 }
 

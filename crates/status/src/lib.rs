@@ -109,15 +109,18 @@ impl EventHandler for StatusEvents {
 
 /// Drops the view and makes the consumer read the whole log again.
 pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM status_history")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM status_checks")
-        .execute(&mut *tx)
-        .await?;
-    consumer::reset(&mut tx, CONSUMER).await?;
-    tx.commit().await
+    db.write(move |conn| {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM status_history")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM status_checks")
+                .execute(&mut *conn)
+                .await?;
+            consumer::reset(conn, CONSUMER).await
+        })
+    })
+    .await
 }
 
 #[derive(Debug, Serialize)]

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
-use platform::{detached, ApiError, JsonBody, Principal};
+use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
 
 use crate::domain::{StoreAction, StoreOrderStatus};
@@ -107,31 +107,35 @@ async fn create_menu(
             own
         }
     };
-    let db = svc.db.clone();
-    let id = detached(async move {
-        let now = platform::clock::now_ms();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM stores WHERE id = ?")
-            .bind(store_id)
-            .fetch_optional(db.reader())
-            .await?;
-        if exists.is_none() {
-            return Err(ApiError::unprocessable(format!("store {store_id} does not exist")));
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        )
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM stores WHERE id = ?")
         .bind(store_id)
-        .bind(req.name.trim())
-        .bind(req.price)
-        .bind(req.available.unwrap_or(true))
-        .bind(now)
-        .bind(now)
-        .fetch_one(db.writer())
+        .fetch_optional(svc.db.reader())
         .await?;
-        Ok(id)
-    })
-    .await?;
-    let created = menu::by_id(svc.db.writer(), id)
+    if exists.is_none() {
+        return Err(ApiError::unprocessable(format!(
+            "store {store_id} does not exist"
+        )));
+    }
+    let now = platform::clock::now_ms();
+    let id: i64 = svc
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query_scalar(
+                    "INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(store_id)
+                .bind(req.name.trim())
+                .bind(req.price)
+                .bind(req.available.unwrap_or(true))
+                .bind(now)
+                .bind(now)
+                .fetch_one(conn)
+                .await
+            })
+        })
+        .await?;
+    let created = menu::by_id(svc.db.reader(), id)
         .await?
         .ok_or_else(|| ApiError::internal("menu vanished"))?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -160,22 +164,24 @@ async fn update_menu(
     if !who.is_admin() && Some(current.store_id) != who.store_id {
         return Err(ApiError::not_found(format!("menu {id} not found")));
     }
-    let db = svc.db.clone();
-    detached(async move {
-        sqlx::query(
-            "UPDATE menus SET name = COALESCE(?, name), price = COALESCE(?, price), available = COALESCE(?, available), updated_at = ? WHERE id = ?",
-        )
-        .bind(req.name.as_deref().map(str::trim))
-        .bind(req.price)
-        .bind(req.available)
-        .bind(platform::clock::now_ms())
-        .bind(id)
-        .execute(db.writer())
+    let now = platform::clock::now_ms();
+    svc.db
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE menus SET name = COALESCE(?, name), price = COALESCE(?, price), available = COALESCE(?, available), updated_at = ? WHERE id = ?",
+                )
+                .bind(req.name.as_deref().map(str::trim))
+                .bind(req.price)
+                .bind(req.available)
+                .bind(now)
+                .bind(id)
+                .execute(conn)
+                .await
+            })
+        })
         .await?;
-        Ok(())
-    })
-    .await?;
-    menu::by_id(svc.db.writer(), id)
+    menu::by_id(svc.db.reader(), id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
@@ -256,25 +262,27 @@ async fn decide(
 ) -> Result<Json<StoreOrder>, ApiError> {
     visible(&svc, &who, order_id).await?;
     let actor = who.actor();
-    detached(async move {
-        let mut tx = svc.db.begin().await?;
-        let changed = store_order::change(&mut tx, order_id, action, &actor, reason.as_deref())
-            .await
-            .map_err(|e| match e {
-                ChangeError::NotFound(id) => {
-                    ApiError::not_found(format!("order {id} is not in the store's list"))
-                }
-                ChangeError::Illegal(t) => {
-                    ApiError::conflict(t.to_string(), t.current.order_status().as_str())
-                        .with("cookStatus", serde_json::json!(t.current.as_str()))
-                }
-                ChangeError::Db(e) => e.into(),
-            })?;
-        tx.commit().await?;
-        svc.outbox.notify();
-        Ok(Json(changed))
-    })
-    .await
+    let changed = svc
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                store_order::change(conn, order_id, action, &actor, reason.as_deref())
+                    .await
+                    .map_err(|e| match e {
+                        ChangeError::NotFound(id) => {
+                            ApiError::not_found(format!("order {id} is not in the store's list"))
+                        }
+                        ChangeError::Illegal(t) => {
+                            ApiError::conflict(t.to_string(), t.current.order_status().as_str())
+                                .with("cookStatus", serde_json::json!(t.current.as_str()))
+                        }
+                        ChangeError::Db(e) => e.into(),
+                    })
+            })
+        })
+        .await?;
+    svc.outbox.notify();
+    Ok(Json(changed))
 }
 
 async fn accept(

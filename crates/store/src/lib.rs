@@ -41,38 +41,42 @@ pub async fn seed_demo(db: &Db) -> Result<(), sqlx::Error> {
     if count > 0 {
         return Ok(());
     }
-    let now = platform::clock::now_ms();
-    let mut tx = db.begin().await?;
-    for (id, name, owner, address) in [
-        (1, "Hanwha Pizza", 2, "Suwon, Paldal-gu 1"),
-        (2, "Seoul Chicken", 3, "Seoul, Jung-gu 24"),
-    ] {
-        sqlx::query("INSERT INTO stores (id, name, owner_id, address) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(name)
-            .bind(owner)
-            .bind(address)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for (store, name, price) in [
-        (1, "pizza", 1000),
-        (1, "pasta", 8000),
-        (1, "cola", 1500),
-        (2, "fried chicken", 18000),
-        (2, "spicy chicken", 19000),
-        (2, "tteokbokki", 6000),
-    ] {
-        sqlx::query("INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)")
-            .bind(store)
-            .bind(name)
-            .bind(price)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await
+    db.write(move |conn| {
+        Box::pin(async move {
+            let now = platform::clock::now_ms();
+            for (id, name, owner, address) in [
+                (1, "Hanwha Pizza", 2, "Suwon, Paldal-gu 1"),
+                (2, "Seoul Chicken", 3, "Seoul, Jung-gu 24"),
+            ] {
+                sqlx::query("INSERT INTO stores (id, name, owner_id, address) VALUES (?, ?, ?, ?)")
+                    .bind(id)
+                    .bind(name)
+                    .bind(owner)
+                    .bind(address)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for (store, name, price) in [
+                (1, "pizza", 1000),
+                (1, "pasta", 8000),
+                (1, "cola", 1500),
+                (2, "fried chicken", 18000),
+                (2, "spicy chicken", 19000),
+                (2, "tteokbokki", 6000),
+            ] {
+                sqlx::query("INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)")
+                    .bind(store)
+                    .bind(name)
+                    .bind(price)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
 }
 
 impl StoreService {
@@ -91,13 +95,10 @@ impl StoreService {
         facts: contracts::event::OrderFacts,
         actor: String,
     ) -> Result<Result<(), domain::StoreOrderStatus>, platform::ApiError> {
-        let db = self.db.clone();
-        platform::detached(async move {
-            let mut tx = db.begin().await?;
-            let result = store_order::cancel(&mut tx, &facts, &actor).await?;
-            tx.commit().await?;
-            Ok(result)
-        })
-        .await
+        self.db
+            .write(move |conn| {
+                Box::pin(async move { Ok(store_order::cancel(conn, &facts, &actor).await?) })
+            })
+            .await
     }
 }
