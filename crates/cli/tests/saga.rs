@@ -106,7 +106,8 @@ async fn order_pay_accept_cook_pick_up_deliver_confirm() {
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert_eq!(confirmed.body["status"], "Confirmed");
 
-    let view = wait_status(&customer, order, "Confirmed").await;
+    wait_status(&customer, order, "Confirmed").await;
+    let view = wait_history(&customer, order, 7).await;
     let got = statuses(&view);
     let got: Vec<&str> = got.iter().map(String::as_str).collect();
     assert_same_saga(
@@ -266,8 +267,12 @@ async fn cancel_refunds_and_cancels_the_store_order() {
         owner.get(&format!("/storeOrders/{order}")).await.body["cookStatus"],
         "Cancelled"
     );
-    let view = wait_status(&customer, order, "Cancelled").await;
-    assert_eq!(view["paymentStatus"], "Refunded");
+    // The refund is a later event than the cancel: wait for both in the view.
+    eventually("the view to show the refund", || async {
+        let v = customer.get(&format!("/statusChecks/{order}")).await.body;
+        (v["status"] == "Cancelled" && v["paymentStatus"] == "Refunded").then_some(())
+    })
+    .await;
     // The kitchen can no longer take it, and a second cancel is refused.
     let accept = owner.put(&format!("/storeOrders/{order}/accept")).await;
     assert_eq!(accept.status, StatusCode::CONFLICT);
@@ -472,7 +477,7 @@ async fn the_status_view_and_notifications_rebuild_from_the_log() {
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let order = id(&place(&customer, "pizza", 1).await);
-    let before = wait_status(&customer, order, "Ordered").await;
+    let before = wait_history(&customer, order, 2).await;
     let notes_before = customer
         .get("/notifications")
         .await
@@ -492,7 +497,7 @@ async fn the_status_view_and_notifications_rebuild_from_the_log() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let after = wait_status(&customer, order, "Ordered").await;
+    let after = wait_history(&customer, order, 2).await;
     assert_eq!(before["history"], after["history"]);
     eventually("notifications rebuilt", || async {
         (customer.get("/notifications").await.body.as_array()?.len() == notes_before).then_some(())
@@ -505,7 +510,7 @@ async fn events_follow_prints_the_log_as_json_lines() {
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let order = id(&place(&customer, "pizza", 1).await);
-    wait_status(&customer, order, "Ordered").await;
+    wait_history(&customer, order, 2).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
         .args(["events", "--data-dir"])
         .arg(&server.data_dir)

@@ -376,7 +376,8 @@ impl Ctx {
 
     /// Runs one iteration and records it whole.
     pub async fn iterate(&self, scenario: Scenario, k: u64, due: Instant) {
-        let saga = scenario == Scenario::Saga || (scenario == Scenario::Mix && k.is_multiple_of(10));
+        let saga =
+            scenario == Scenario::Saga || (scenario == Scenario::Mix && k.is_multiple_of(10));
         match self.run(scenario, k, due).await {
             Ok(done) => self
                 .stats

@@ -281,3 +281,18 @@ pub fn assert_same_saga(got: &[&str], want: &[&str], what: &str) {
     let want_steps: Vec<&str> = want.iter().filter(|t| !is_payment(t)).copied().collect();
     assert_eq!(got_steps, want_steps, "{what}: {got:?}");
 }
+
+/// Waits until the status view holds `changes` entries for the order, i.e.
+/// every event so far reached it (events of different services arrive in
+/// no fixed order).
+pub async fn wait_history(api: &Api, order_id: i64, changes: usize) -> Value {
+    eventually(
+        &format!("{changes} changes of order {order_id} in the status view"),
+        || async {
+            let r = api.get(&format!("/statusChecks/{order_id}")).await;
+            let n = r.body["history"].as_array().map(Vec::len).unwrap_or(0);
+            (r.status == StatusCode::OK && n == changes).then_some(r.body)
+        },
+    )
+    .await
+}
