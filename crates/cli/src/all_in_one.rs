@@ -145,6 +145,7 @@ pub async fn run(
     let notification_svc =
         notification::NotificationService::new(notification_db.clone(), keys.clone());
 
+    let sink: Arc<dyn platform::transport::EventSink> = Arc::new(log.clone());
     for (name, db, signal) in [
         ("order", &order_db, &order_svc.outbox),
         ("payment", &payment_db, &payment_svc.outbox),
@@ -154,7 +155,7 @@ pub async fn run(
         tasks.push(spawn_relay(
             name,
             db.clone(),
-            log.clone(),
+            sink.clone(),
             signal.clone(),
             shutdown.clone(),
         ));

@@ -157,6 +157,75 @@ async fn apply_batch(
     Ok(failed)
 }
 
+/// Applies events in order in one commit, without positions (the broker
+/// tracks those by acks). Returns the index of the first event that failed,
+/// with its error; the events before it are applied.
+pub(crate) async fn apply_all(
+    handler: &Arc<dyn EventHandler>,
+    db: &Db,
+    batch: Vec<LoggedEvent>,
+) -> Result<Option<(usize, String)>, sqlx::Error> {
+    let h = handler.clone();
+    let (applied, failed) = db
+        .write(move |conn| {
+            Box::pin(async move {
+                let mut applied = false;
+                for (i, logged) in batch.iter().enumerate() {
+                    match apply(h.as_ref(), conn, logged).await {
+                        Ok(Outcome::Applied) => applied = true,
+                        Ok(Outcome::Skipped) => {}
+                        Err(e) => return Ok::<_, sqlx::Error>((applied, Some((i, e.to_string())))),
+                    }
+                }
+                Ok((applied, None))
+            })
+        })
+        .await?;
+    if applied {
+        handler.committed();
+    }
+    Ok(failed)
+}
+
+/// Parks an event in the consumer's dead letters.
+pub(crate) async fn bury(
+    consumer: &'static str,
+    db: &Db,
+    logged: &LoggedEvent,
+    error: &str,
+    attempts: i64,
+) -> Result<(), sqlx::Error> {
+    tracing::error!(
+        consumer,
+        event_id = %logged.event_id,
+        event_type = %logged.event_type,
+        order_id = logged.order_id,
+        %error,
+        "event moved to dead letters"
+    );
+    let (logged, error) = (logged.clone(), error.to_string());
+    db.write(move |conn| {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(logged.seq)
+            .bind(&logged.event_id)
+            .bind(&logged.event_type)
+            .bind(logged.order_id)
+            .bind(&logged.payload)
+            .bind(&error)
+            .bind(attempts)
+            .bind(crate::clock::now_ms())
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
 /// Retries one failing event alone, with backoff; after the last attempt it
 /// becomes a dead letter. Either way the position moves past it.
 async fn retry_or_bury(
@@ -186,35 +255,11 @@ async fn retry_or_bury(
             Err(e) => error = e.to_string(),
         }
     }
-    tracing::error!(
-        consumer = handler.name(),
-        event_id = %logged.event_id,
-        event_type = %logged.event_type,
-        order_id = logged.order_id,
-        %error,
-        "event moved to dead letters"
-    );
+    bury(handler.name(), db, &logged, &error, MAX_ATTEMPTS as i64).await?;
     let name = handler.name();
-    db.write(move |conn| {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(logged.seq)
-            .bind(&logged.event_id)
-            .bind(&logged.event_type)
-            .bind(logged.order_id)
-            .bind(&logged.payload)
-            .bind(&error)
-            .bind(MAX_ATTEMPTS as i64)
-            .bind(crate::clock::now_ms())
-            .execute(&mut *conn)
-            .await?;
-            set_position(conn, name, logged.seq).await
-        })
-    })
-    .await
+    let seq = logged.seq;
+    db.write(move |conn| Box::pin(async move { set_position(conn, name, seq).await }))
+        .await
 }
 
 /// Reads everything after the consumer's position once; returns how many

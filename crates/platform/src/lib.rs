@@ -10,9 +10,11 @@ pub mod consumer;
 pub mod db;
 pub mod event_log;
 pub mod idempotency;
+pub mod nats;
 pub mod outbox;
 pub mod problem;
 pub mod shutdown;
+pub mod transport;
 pub mod writer;
 
 pub use auth::{Principal, TokenKeys};

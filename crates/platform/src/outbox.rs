@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::db::Db;
-use crate::event_log::{EventLog, NewEvent};
+use crate::event_log::NewEvent;
+use crate::transport::{EventSink, TransportError};
 
 /// Writes an event into the outbox of the transaction it belongs to.
 pub async fn enqueue(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
@@ -51,7 +52,11 @@ impl OutboxSignal {
 const RELAY_BATCH: i64 = 500;
 
 /// Publishes one batch; returns how many events moved.
-pub async fn relay_once(source: &str, db: &Db, log: &EventLog) -> Result<usize, sqlx::Error> {
+pub async fn relay_once(
+    source: &str,
+    db: &Db,
+    sink: &dyn EventSink,
+) -> Result<usize, TransportError> {
     let rows = sqlx::query(
         "SELECT seq, event_id, event_type, order_id, payload FROM outbox ORDER BY seq LIMIT ?",
     )
@@ -71,7 +76,7 @@ pub async fn relay_once(source: &str, db: &Db, log: &EventLog) -> Result<usize, 
             payload: r.get(4),
         })
         .collect();
-    log.append(source, &events).await?;
+    sink.publish(source, &events).await?;
     db.write(move |conn| {
         Box::pin(async move {
             sqlx::query("DELETE FROM outbox WHERE seq <= ?")
@@ -95,13 +100,13 @@ pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
 pub fn spawn_relay(
     source: &'static str,
     db: Db,
-    log: EventLog,
+    sink: Arc<dyn EventSink>,
     signal: OutboxSignal,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match relay_once(source, &db, &log).await {
+            match relay_once(source, &db, sink.as_ref()).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => {
@@ -120,7 +125,7 @@ pub fn spawn_relay(
         }
         // Drain: publish what the last requests wrote before exiting.
         for _ in 0..20 {
-            match relay_once(source, &db, &log).await {
+            match relay_once(source, &db, sink.as_ref()).await {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {

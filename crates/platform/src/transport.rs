@@ -1,0 +1,28 @@
+//! Where relays publish events: the embedded log in the all-in-one shape, a
+//! broker (NATS JetStream) in the distributed one. Services never see which.
+
+use async_trait::async_trait;
+
+use crate::event_log::{EventLog, NewEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("event log: {0}")]
+    Log(#[from] sqlx::Error),
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    /// Publishes in order; returns once the transport holds every event
+    /// durably. Publishing an event id again must not duplicate it.
+    async fn publish(&self, source: &str, events: &[NewEvent]) -> Result<(), TransportError>;
+}
+
+#[async_trait]
+impl EventSink for EventLog {
+    async fn publish(&self, source: &str, events: &[NewEvent]) -> Result<(), TransportError> {
+        Ok(self.append(source, events).await?)
+    }
+}
