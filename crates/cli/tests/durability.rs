@@ -153,6 +153,11 @@ async fn kill_9_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {
         "a payment was taken twice"
     );
 
+    // The last confirmations travel to the log and the views by events:
+    // wait until every acknowledged order shows its whole saga there.
+    for order in &acknowledged {
+        wait_history(&customer, *order, SAGA.len()).await;
+    }
     let log = admin.get("/events?limit=5000").await.body;
     let log = log.as_array().expect("log");
     let ids: HashSet<&str> = log

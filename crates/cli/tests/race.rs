@@ -89,6 +89,10 @@ async fn a_hundred_cancels_racing_accepts_each_end_with_one_winner() {
     // of each kind per order, and no consumer parked anything.
     let deliveries = admin.get("/deliveries").await.body;
     assert!(deliveries.as_array().expect("deliveries").is_empty());
+    for (order, winner) in &results {
+        let changes = if *winner == Winner::Cancel { 4 } else { 3 };
+        wait_history(&customer, *order, changes).await;
+    }
     let log = admin.get("/events?limit=5000").await.body;
     for (order, winner) in &results {
         let kinds: Vec<&str> = log
