@@ -215,8 +215,8 @@ impl Ctx {
         }
     }
 
-    async fn saga(&self, k: u64, due: Instant) -> Result<Instant, Failed> {
-        let probe = self.probes(k);
+    /// One saga; `probe` also probes the status view after each action.
+    async fn saga(&self, k: u64, due: Instant, probe: bool) -> Result<Instant, Failed> {
         let (id, placed) = self.place(k, due).await?;
         self.observe(id, "place", placed.done, probe);
         let owner = &*self.owner;
@@ -319,7 +319,7 @@ impl Ctx {
 
     async fn run(&self, scenario: Scenario, k: u64, due: Instant) -> Result<Instant, Failed> {
         match scenario {
-            Scenario::Saga => self.saga(k, due).await,
+            Scenario::Saga => self.saga(k, due, self.probes(k)).await,
             Scenario::Place => {
                 let (id, a) = self.place(k, due).await?;
                 self.observe(id, "place", a.done, self.probes(k));
@@ -363,7 +363,8 @@ impl Ctx {
                 .map(|a| a.done)
             }
             Scenario::Mix => match k % 10 {
-                0 => self.saga(k, due).await,
+                // Every 10th iteration is a saga: sample by saga number.
+                0 => self.saga(k, due, self.probes(k / 10)).await,
                 1 | 2 => Box::pin(self.run(Scenario::Place, k, due)).await,
                 _ => self.browse(due).await,
             },
