@@ -243,7 +243,7 @@ export function mount(root, ctx) {
           o.status === 'PaymentFailed' ? h('p', { class: 'reason' }, reasonWords(o))
             : o.status === 'PaymentPending' ? h('p', { class: 'muted' }, 'Waiting for the payment to finish…')
               : timeline(o.status, state.history.get(o.id)),
-          h('p', { class: 'sr-only', 'aria-live': 'polite' }, `Order ${o.id} is ${statusWords(o.status)}.`),
+          h('p', { class: 'sr-only' }, `Order ${o.id} is ${statusWords(o.status)}.`),
           actions.length ? h('div', { class: 'actions' }, actions) : '',
           error));
     })));

@@ -91,6 +91,14 @@ export function mount(root, ctx) {
     return [wrap, form];
   }
 
+  /** Marks a new arrival for a while, so a glance shows what just came in. */
+  function highlight(id) {
+    state.fresh.add(id);
+    setTimeout(() => {
+      if (state.fresh.delete(id)) render();
+    }, 20000);
+  }
+
   function render() {
     const all = [...state.orders.values()].sort((a, b) => b.orderId - a.orderId);
     const received = all.filter((o) => o.cookStatus === 'Received').reverse();
@@ -158,7 +166,7 @@ export function mount(root, ctx) {
     const list = (await api('GET', '/storeOrders')) || [];
     const before = new Set(state.orders.keys());
     state.orders = new Map(list.map((o) => [o.orderId, o]));
-    for (const o of list) if (!before.has(o.orderId) && o.cookStatus === 'Received' && state.loaded) state.fresh.add(o.orderId);
+    for (const o of list) if (!before.has(o.orderId) && o.cookStatus === 'Received' && state.loaded) highlight(o.orderId);
     state.loaded = true;
     render();
   }

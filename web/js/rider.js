@@ -53,6 +53,14 @@ export function mount(root, ctx) {
         error));
   }
 
+  /** Marks a new arrival for a while, so a glance shows what just came in. */
+  function highlight(id) {
+    state.fresh.add(id);
+    setTimeout(() => {
+      if (state.fresh.delete(id)) render();
+    }, 20000);
+  }
+
   function render() {
     const all = [...state.list.values()];
     const open = all.filter((d) => d.deliveryStatus === 'Ready').sort((a, b) => a.orderId - b.orderId);
@@ -77,7 +85,7 @@ export function mount(root, ctx) {
     const list = (await api('GET', '/deliveries')) || [];
     const before = new Set(state.list.keys());
     state.list = new Map(list.map((d) => [d.orderId, d]));
-    for (const d of list) if (state.loaded && !before.has(d.orderId) && d.deliveryStatus === 'Ready') state.fresh.add(d.orderId);
+    for (const d of list) if (state.loaded && !before.has(d.orderId) && d.deliveryStatus === 'Ready') highlight(d.orderId);
     state.loaded = true;
     render();
   }
