@@ -31,7 +31,7 @@ pub struct Settings {
 
 /// Reads the token secret from the environment, else from the data
 /// directory, creating it there on first start.
-fn token_keys(data_dir: &Path) -> anyhow::Result<TokenKeys> {
+pub(crate) fn token_keys(data_dir: &Path) -> anyhow::Result<TokenKeys> {
     if let Ok(secret) = std::env::var("HANWHA_TOKEN_SECRET") {
         if !secret.is_empty() {
             return Ok(TokenKeys::from_secret(secret.as_bytes()));
@@ -58,7 +58,7 @@ fn token_keys(data_dir: &Path) -> anyhow::Result<TokenKeys> {
     Ok(TokenKeys::from_secret(secret.as_bytes()))
 }
 
-async fn open(
+pub(crate) async fn open(
     data_dir: &Path,
     name: &str,
     migrator: sqlx::migrate::Migrator,
@@ -69,7 +69,7 @@ async fn open(
         .with_context(|| format!("opening {}", path.display()))
 }
 
-fn with_idempotency(router: Router, db: &Db, keys: &TokenKeys) -> Router {
+pub(crate) fn with_idempotency(router: Router, db: &Db, keys: &TokenKeys) -> Router {
     router.layer(from_fn_with_state(
         Idempotency {
             db: db.clone(),

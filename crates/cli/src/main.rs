@@ -6,6 +6,8 @@ mod adapters;
 mod all_in_one;
 mod events_api;
 mod load;
+mod remote;
+mod serve;
 mod tools;
 
 use std::net::SocketAddr;
@@ -80,6 +82,10 @@ enum Command {
     Load(load::Args),
     /// Measure this machine's ceilings (bare axum, SQLite insert+commit).
     Ceilings(load::CeilingsCommand),
+    /// Run one service in its own process (the distributed shape): its own
+    /// database, events on NATS JetStream, calls to peers over HTTP.
+    /// Needs HANWHA_TOKEN_SECRET, shared by every service of the fleet.
+    Serve(serve::Args),
 }
 
 fn init_tracing(json: bool) {
@@ -139,6 +145,18 @@ async fn main() -> anyhow::Result<()> {
             tools::print_events(&cli.data_dir, from, follow).await
         }
         Some(Command::Rebuild { view }) => tools::rebuild(&cli.data_dir, view).await,
+        Some(Command::Serve(args)) => {
+            let common = serve::Common {
+                data_dir: cli.data_dir,
+                order: order::OrderConfig {
+                    payment_timeout: Duration::from_millis(cli.payment_timeout_ms),
+                    store_deadline: Duration::from_secs(cli.store_deadline_secs),
+                },
+                sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
+                seed_demo: !cli.no_demo,
+            };
+            serve::run(args, common, shutdown_signal()).await
+        }
         Some(Command::Load(args)) => Ok(load::run(args).await?),
         Some(Command::Ceilings(args)) => Ok(load::run_ceilings(args).await?),
     }

@@ -12,6 +12,7 @@ pub mod event_log;
 pub mod idempotency;
 pub mod nats;
 pub mod outbox;
+pub mod peer;
 pub mod problem;
 pub mod shutdown;
 pub mod transport;

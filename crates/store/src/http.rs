@@ -25,6 +25,7 @@ pub fn router(service: StoreService) -> Router {
         .route("/storeOrders/{orderId}/accept", put(accept))
         .route("/storeOrders/{orderId}/reject", put(reject))
         .route("/storeOrders/{orderId}/finish", put(finish))
+        .route("/storeOrders/{orderId}/cancel", put(cancel))
         .with_state(service)
 }
 
@@ -36,6 +37,9 @@ async fn stores(State(svc): State<StoreService>) -> Result<Json<Vec<Store>>, Api
 #[serde(rename_all = "camelCase")]
 struct MenuQuery {
     store_id: Option<i64>,
+    /// Exact item name: the first available item so named (how an order by
+    /// `menuName` finds its price).
+    name: Option<String>,
 }
 
 /// Menus are public: customers browse before they log in.
@@ -43,6 +47,10 @@ async fn menus(
     State(svc): State<StoreService>,
     Query(q): Query<MenuQuery>,
 ) -> Result<Json<Vec<Menu>>, ApiError> {
+    if let Some(name) = q.name.as_deref() {
+        let found = menu::by_name(svc.db.reader(), name.trim()).await?;
+        return Ok(Json(found.into_iter().collect()));
+    }
     Ok(Json(menu::list(svc.db.reader(), q.store_id).await?))
 }
 
@@ -331,4 +339,50 @@ async fn reject(
         Some(reason.unwrap_or_else(|| "rejected by the store".into())),
     )
     .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelRequest {
+    store_id: i64,
+    customer_id: i64,
+    menu_name: String,
+    qty: i64,
+    price: i64,
+    address: String,
+    correlation_id: uuid::Uuid,
+    actor: String,
+}
+
+/// The order service's cancel, when it runs as its own process: the store
+/// decides whether the cancel or the owner's decision came first. Only the
+/// platform itself (an admin token) may call it.
+async fn cancel(
+    State(svc): State<StoreService>,
+    who: Principal,
+    Path(order_id): Path<i64>,
+    body: platform::JsonBody,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    who.require(&[Role::Admin])?;
+    let req: CancelRequest = body.parse()?;
+    let facts = contracts::event::OrderFacts {
+        order_id,
+        menu_name: req.menu_name,
+        qty: req.qty,
+        price: req.price,
+        address: req.address,
+        store_id: req.store_id,
+        customer_id: req.customer_id,
+        correlation_id: req.correlation_id,
+    };
+    match svc.cancel(facts, req.actor).await? {
+        Ok(()) => Ok(Json(
+            serde_json::json!({"orderId": order_id, "cookStatus": "Cancelled"}),
+        )),
+        Err(status) => Err(ApiError::conflict(
+            format!("the store already decided: {}", status.as_str()),
+            status.order_status().as_str(),
+        )
+        .with("cookStatus", serde_json::json!(status.as_str()))),
+    }
 }

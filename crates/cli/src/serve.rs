@@ -1,0 +1,283 @@
+//! The distributed shape: `hanwha-delivery serve <service>` runs one service
+//! in its own process, on its own database, with events on NATS JetStream
+//! and the synchronous calls over HTTP. Many replicas of a service may run
+//! side by side; they share the service's database and broker consumer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use platform::actuator::Actuator;
+use platform::consumer::EventHandler;
+use platform::nats::NatsBus;
+use platform::outbox::{spawn_relay, OutboxSignal};
+use platform::peer::{Peer, PeerConfig};
+use platform::shutdown::shutdown_pair;
+use platform::transport::EventSink;
+use platform::{admin, TokenKeys};
+use tokio::task::JoinHandle;
+
+use crate::all_in_one::{open, with_idempotency};
+use crate::remote::{HttpPayment, HttpStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    Identity,
+    Order,
+    Payment,
+    Store,
+    Delivery,
+    Status,
+    Notification,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Identity => "identity",
+            Service::Order => "order",
+            Service::Payment => "payment",
+            Service::Store => "store",
+            Service::Delivery => "delivery",
+            Service::Status => "status",
+            Service::Notification => "notification",
+        }
+    }
+
+    /// The original system's ports.
+    fn default_port(self) -> u16 {
+        match self {
+            Service::Order => 8081,
+            Service::Delivery => 8082,
+            Service::Status => 8083,
+            Service::Payment => 8084,
+            Service::Store => 8085,
+            Service::Notification => 8086,
+            Service::Identity => 8087,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which service this process runs.
+    #[arg(value_enum)]
+    service: Service,
+    /// Address to listen on (default: the service's port on 127.0.0.1).
+    #[arg(long = "addr", env = "HANWHA_SERVICE_ADDR")]
+    addr: Option<SocketAddr>,
+    /// The service's SQLite database file (default: DATA_DIR/<service>.db).
+    #[arg(long, env = "HANWHA_DB")]
+    db: Option<PathBuf>,
+    /// NATS server with JetStream.
+    #[arg(long, env = "HANWHA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// JetStream stream that holds every event.
+    #[arg(long, env = "HANWHA_STREAM", default_value = "HANWHA")]
+    stream: String,
+    /// Subject prefix of the events (`<prefix>.<EventType>`).
+    #[arg(long, env = "HANWHA_SUBJECT_PREFIX", default_value = "hanwha.events")]
+    subject_prefix: String,
+    /// Payment service base URL (order calls it).
+    #[arg(
+        long,
+        env = "HANWHA_PAYMENT_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    payment_url: String,
+    /// Store service base URL (order calls it).
+    #[arg(
+        long,
+        env = "HANWHA_STORE_URL",
+        default_value = "http://127.0.0.1:8085"
+    )]
+    store_url: String,
+    /// Deadline in milliseconds for a call to another service, retries included.
+    #[arg(long, env = "HANWHA_CALL_DEADLINE_MS", default_value_t = 900)]
+    call_deadline_ms: u64,
+}
+
+pub struct Common {
+    pub data_dir: PathBuf,
+    pub order: order::OrderConfig,
+    pub sweep_every: Duration,
+    pub seed_demo: bool,
+}
+
+pub async fn run(
+    args: Args,
+    common: Common,
+    shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let name = args.service.name();
+    let secret = std::env::var("HANWHA_TOKEN_SECRET").unwrap_or_default();
+    if secret.is_empty() {
+        anyhow::bail!("HANWHA_TOKEN_SECRET must be set: every service of a fleet checks tokens with the same secret");
+    }
+    let keys = TokenKeys::from_secret(secret.as_bytes());
+    std::fs::create_dir_all(&common.data_dir)?;
+    let db_path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| common.data_dir.join(format!("{name}.db")));
+    let db_dir = db_path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common.data_dir.clone());
+    let file = db_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(name)
+        .to_string();
+    let migrator = match args.service {
+        Service::Identity => identity::migrator(),
+        Service::Order => order::migrator(),
+        Service::Payment => payment::migrator(),
+        Service::Store => store::migrator(),
+        Service::Delivery => delivery::migrator(),
+        Service::Status => status::migrator(),
+        Service::Notification => notification::migrator(),
+    };
+    let db = open(&db_dir, &file, migrator).await?;
+    let bus = NatsBus::connect(&args.nats_url, &args.stream, &args.subject_prefix)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    let sink: Arc<dyn EventSink> = Arc::new(bus.clone());
+    let (trigger, shutdown) = shutdown_pair();
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    let outbox = OutboxSignal::new();
+    let mut consumer: Option<Arc<dyn EventHandler>> = None;
+
+    let router: Router = match args.service {
+        Service::Identity => {
+            if common.seed_demo {
+                identity::seed_demo(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
+            }
+            identity::router(identity::Identity {
+                db: db.clone(),
+                keys: keys.clone(),
+            })
+        }
+        Service::Order => {
+            let peer_config = PeerConfig {
+                deadline: Duration::from_millis(args.call_deadline_ms),
+                ..PeerConfig::default()
+            };
+            let svc = order::OrderService {
+                db: db.clone(),
+                keys: keys.clone(),
+                outbox: outbox.clone(),
+                payment: Arc::new(HttpPayment {
+                    peer: Arc::new(Peer::new("payment", &args.payment_url, peer_config.clone())),
+                    keys: keys.clone(),
+                }),
+                store: Arc::new(HttpStore {
+                    peer: Arc::new(Peer::new("store", &args.store_url, peer_config)),
+                    keys: keys.clone(),
+                }),
+                config: common.order.clone(),
+            };
+            consumer = Some(Arc::new(order::OrderEvents {
+                outbox: outbox.clone(),
+            }));
+            tasks.push(order::deadline::spawn(
+                svc.clone(),
+                common.sweep_every,
+                shutdown.clone(),
+            ));
+            order::router(svc)
+        }
+        Service::Payment => {
+            let svc = payment::PaymentService {
+                db: db.clone(),
+                keys: keys.clone(),
+                outbox: outbox.clone(),
+            };
+            consumer = Some(Arc::new(payment::PaymentEvents {
+                outbox: outbox.clone(),
+            }));
+            payment::router(svc)
+        }
+        Service::Store => {
+            if common.seed_demo {
+                store::seed_demo(&db).await.context("seeding stores")?;
+            }
+            consumer = Some(Arc::new(store::StoreEvents));
+            store::router(store::StoreService {
+                db: db.clone(),
+                keys: keys.clone(),
+                outbox: outbox.clone(),
+            })
+        }
+        Service::Delivery => {
+            consumer = Some(Arc::new(delivery::DeliveryEvents));
+            delivery::router(delivery::DeliveryService {
+                db: db.clone(),
+                keys: keys.clone(),
+                outbox: outbox.clone(),
+            })
+        }
+        Service::Status => {
+            consumer = Some(Arc::new(status::StatusEvents));
+            status::router(status::StatusService {
+                db: db.clone(),
+                keys: keys.clone(),
+            })
+        }
+        Service::Notification => {
+            let svc = notification::NotificationService::new(db.clone(), keys.clone());
+            consumer = Some(Arc::new(svc.handler()));
+            notification::router(svc)
+        }
+    };
+    tasks.push(spawn_relay(
+        name,
+        db.clone(),
+        sink,
+        outbox,
+        shutdown.clone(),
+    ));
+    let actuator = Actuator::new(name);
+    let mut routers = vec![actuator.router(), with_idempotency(router, &db, &keys)];
+    if let Some(handler) = consumer {
+        tasks.push(platform::nats::spawn_consumer(
+            handler.clone(),
+            db.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        ));
+        routers.push(admin::dead_letter_routes(keys.clone(), db.clone(), handler));
+    }
+    let app = gateway::all_in_one(routers, &gateway::Cors::default());
+
+    let addr = args
+        .addr
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], args.service.default_port())));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let addr = listener.local_addr()?;
+    actuator.set_ready(true);
+    println!(
+        "hanwha-delivery {name} listening on http://{addr} (database {})",
+        db_path.display()
+    );
+    let draining = actuator.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal.await;
+            draining.set_ready(false);
+        })
+        .await?;
+    trigger.trigger();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    db.close().await;
+    Ok(())
+}

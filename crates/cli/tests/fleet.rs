@@ -1,0 +1,314 @@
+//! The distributed shape: each service in its own process, events on a real
+//! NATS JetStream, Order calling Payment and Store over HTTP. Runs when
+//! HANWHA_TEST_NATS_URL names a NATS server (CI always sets it).
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::*;
+
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Fleet {
+    nats: String,
+    stream: String,
+    dir: tempfile::TempDir,
+    procs: HashMap<&'static str, Process>,
+}
+
+impl Fleet {
+    fn start(nats: &str) -> Fleet {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let mut fleet = Fleet {
+            nats: nats.to_string(),
+            stream: format!("FLEET_{tag}"),
+            dir: tempfile::tempdir().expect("temp dir"),
+            procs: HashMap::new(),
+        };
+        for service in [
+            "payment",
+            "store",
+            "identity",
+            "delivery",
+            "status",
+            "notification",
+        ] {
+            fleet.launch(service, "127.0.0.1:0");
+        }
+        fleet.launch("order", "127.0.0.1:0");
+        fleet
+    }
+
+    fn launch(&mut self, service: &'static str, addr: &str) {
+        let payment = self
+            .procs
+            .get("payment")
+            .map(|p| p.base.clone())
+            .unwrap_or_default();
+        let store = self
+            .procs
+            .get("store")
+            .map(|p| p.base.clone())
+            .unwrap_or_default();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
+            .args(["serve", service, "--addr", addr, "--data-dir"])
+            .arg(self.dir.path())
+            .env("HANWHA_TOKEN_SECRET", "fleet-test-secret")
+            .env("HANWHA_NATS_URL", &self.nats)
+            .env("HANWHA_STREAM", &self.stream)
+            .env(
+                "HANWHA_SUBJECT_PREFIX",
+                format!("{}.events", self.stream.to_lowercase()),
+            )
+            .env("HANWHA_PAYMENT_URL", payment)
+            .env("HANWHA_STORE_URL", store)
+            .env("HANWHA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a service");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = lines
+            .next()
+            .expect("the service printed nothing")
+            .expect("read");
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        std::thread::spawn(move || for _ in lines {});
+        self.procs.insert(service, Process { child, base });
+    }
+
+    fn base(&self, service: &str) -> String {
+        self.procs[service].base.clone()
+    }
+
+    fn api(&self, service: &str, token: &Option<String>) -> Api {
+        Api {
+            base: self.base(service),
+            http: reqwest::Client::new(),
+            token: token.clone(),
+        }
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+async fn token(fleet: &Fleet, user: &str) -> Option<String> {
+    let identity = fleet.api("identity", &None);
+    let r = identity
+        .post("/auth/login", json!({"username": user, "password": user}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["token"].as_str().map(str::to_string)
+}
+
+fn nats_url() -> Option<String> {
+    match std::env::var("HANWHA_TEST_NATS_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            eprintln!("HANWHA_TEST_NATS_URL unset: skipping the fleet test");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_scenario_runs_across_separate_processes_on_nats() {
+    let Some(nats) = nats_url() else { return };
+    let fleet = Fleet::start(&nats);
+    let (c, o, r) = (
+        token(&fleet, "customer").await,
+        token(&fleet, "owner").await,
+        token(&fleet, "rider").await,
+    );
+    let orders = fleet.api("order", &c);
+    let store = fleet.api("store", &o);
+    let delivery = fleet.api("delivery", &r);
+    let status = fleet.api("status", &c);
+    let payments = fleet.api("payment", &c);
+    let notifications = fleet.api("notification", &c);
+
+    let placed = orders
+        .post(
+            "/orders",
+            json!({"menuName": "pizza", "qty": 10, "address": "suwon"}),
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    assert_eq!(placed.body["price"], 10_000);
+    let order = id(&placed.body);
+    assert_eq!(
+        payments.get(&format!("/payments/{order}")).await.body["paymentStatus"],
+        "Approved"
+    );
+
+    wait_in_store(&store, order).await;
+    assert_eq!(
+        store
+            .put(&format!("/storeOrders/{order}/accept"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        store
+            .put(&format!("/storeOrders/{order}/finish"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    wait_in_deliveries(&delivery, order).await;
+    assert_eq!(
+        delivery
+            .put(&format!("/deliveries/{order}/pickup"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        delivery
+            .put(&format!("/deliveries/{order}/complete"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    eventually("Delivered", || async {
+        (orders.get(&format!("/orders/{order}")).await.body["status"] == "Delivered").then_some(())
+    })
+    .await;
+    assert_eq!(
+        orders.put(&format!("/orders/{order}/confirm")).await.status,
+        StatusCode::OK
+    );
+    let view = wait_history(&status, order, 7).await;
+    assert_eq!(view["status"], "Confirmed");
+    eventually("the customer's notifications", || async {
+        let n = notifications.get("/notifications").await.body;
+        (n.as_array()?
+            .iter()
+            .filter(|x| x["orderId"] == order)
+            .count()
+            == 7)
+            .then_some(())
+    })
+    .await;
+
+    // Cancel before the store accepts: refund and store cancellation across processes.
+    let second = id(&orders
+        .post(
+            "/orders",
+            json!({"menuName": "pizza", "qty": 1, "address": "suwon"}),
+        )
+        .await
+        .body);
+    let cancelled = orders.put(&format!("/orders/{second}/cancel")).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    eventually("refund", || async {
+        (payments.get(&format!("/payments/{second}")).await.body["paymentStatus"] == "Refunded")
+            .then_some(())
+    })
+    .await;
+    let too_late = store.put(&format!("/storeOrders/{second}/accept")).await;
+    assert!(
+        matches!(
+            too_late.status,
+            StatusCode::CONFLICT | StatusCode::NOT_FOUND
+        ),
+        "{}",
+        too_late.body
+    );
+    eventually("store order cancelled", || async {
+        (store.get(&format!("/storeOrders/{second}")).await.body["cookStatus"] == "Cancelled")
+            .then_some(())
+    })
+    .await;
+    let _ = fleet.data_dir();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_restart() {
+    let Some(nats) = nats_url() else { return };
+    let mut fleet = Fleet::start(&nats);
+    let c = token(&fleet, "customer").await;
+    let orders = fleet.api("order", &c);
+    let payment_addr = fleet
+        .base("payment")
+        .trim_start_matches("http://")
+        .to_string();
+
+    // Payment goes away.
+    fleet.procs.remove("payment");
+    for _ in 0..8 {
+        let started = Instant::now();
+        let r = orders
+            .post(
+                "/orders",
+                json!({"menuName": "pizza", "qty": 1, "address": "suwon"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        assert!(r.problem());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            started.elapsed()
+        );
+        let order = r.body["orderId"].as_i64().expect("orderId");
+        assert_eq!(
+            orders.get(&format!("/orders/{order}")).await.body["status"],
+            "PaymentFailed"
+        );
+    }
+
+    // Payment comes back on the same address; orders succeed again once the
+    // circuit lets a trial call through, without restarting Order.
+    fleet.launch("payment", &payment_addr);
+    let placed = eventually("orders succeed again", || async {
+        let r = orders
+            .post(
+                "/orders",
+                json!({"menuName": "pizza", "qty": 1, "address": "suwon"}),
+            )
+            .await;
+        (r.status == StatusCode::CREATED).then_some(r.body)
+    })
+    .await;
+    let payments = fleet.api("payment", &c);
+    assert_eq!(
+        payments
+            .get(&format!("/payments/{}", id(&placed)))
+            .await
+            .body["paymentStatus"],
+        "Approved"
+    );
+    // Nothing was charged for the orders that failed: only the new one is paid.
+    let all = payments.get("/payments").await.body;
+    let approved = all
+        .as_array()
+        .expect("payments")
+        .iter()
+        .filter(|p| p["paymentStatus"] == "Approved")
+        .count();
+    assert_eq!(approved, 1, "{all}");
+}
