@@ -29,7 +29,7 @@ function notesSection(v) {
     const latest = v.notes.slice(-30).reverse();
     fill(list, latest.length
       ? latest.map((n) => h('li', { class: n.id > v.seenUpTo ? 'note fresh' : 'note', dataset: { id: n.id, order: n.orderId } },
-        h('span', { class: 'note-text' }, n.message), ' ', h('span', { class: 'note-when' }, timeEl(n.createdAt))))
+        h('span', { class: 'note-text' }, n.message.charAt(0).toUpperCase() + n.message.slice(1)), ' ', h('span', { class: 'note-when' }, timeEl(n.createdAt))))
       : h('li', { class: 'empty' }, 'Nothing yet. Updates about your orders appear here as they happen.'));
   };
   v.renderNotes();

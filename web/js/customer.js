@@ -18,6 +18,9 @@ export function mount(root, ctx) {
     orders: new Map(),
     /** id -> status history */
     history: new Map(),
+    /** id -> the last failed action's message */
+    errors: new Map(),
+    told: new Set(),
     address: sessionStorage.getItem('hanwha.address') || '',
   };
 
@@ -197,8 +200,10 @@ export function mount(root, ctx) {
     renderOrders();
   }
 
-  async function act(order, action, button, error) {
+  async function act(order, action, button) {
     const verbs = { cancel: 'cancelled', confirm: 'confirmed' };
+    state.errors.delete(order.id);
+    state.told.clear();
     await busy(button, async () => {
       try {
         const updated = await api('PUT', `/orders/${order.id}/${action}`, undefined, { action });
@@ -206,10 +211,19 @@ export function mount(root, ctx) {
         flash(`Order #${order.id} is ${verbs[action]}.`, 'info');
         chase(() => refreshOrder(order.id), () => (state.history.get(order.id) || []).some((c) => c.status === updated.status));
       } catch (e) {
-        if (e.status === 409) refreshOrder(order.id).catch(() => {});
-        throw e;
+        // Shown in the order's card, in words; it survives live re-renders.
+        state.errors.set(order.id, e.message);
+        const known = state.orders.get(order.id);
+        const now = e.currentStatus;
+        if (e.status === 409 && known && now && rank(now) > rank(known.status)) upsert({ ...known, status: now });
+        else renderOrders();
+        if (e.status === 409) {
+          // Someone else moved it on: read it back until the order service
+          // has caught up with where it is now.
+          chase(() => refreshOrder(order.id), () => !now || rank(state.orders.get(order.id)?.status) >= rank(now));
+        }
       }
-    }, error);
+    });
   }
 
   function renderOrders() {
@@ -219,19 +233,18 @@ export function mount(root, ctx) {
       return;
     }
     fill(ordersBody, h('ul', { class: 'orders' }, orders.map((o) => {
-      const error = h('p', { class: 'error', role: 'alert', hidden: true });
-      const prev = ordersBody.querySelector(`[data-order-id="${o.id}"] .error`);
-      if (prev && !prev.hidden) {
-        error.textContent = prev.textContent;
-        error.hidden = false;
-      }
+      const message = state.errors.get(o.id);
+      // Announced once, when it first appears, not on every live re-render.
+      const fresh = message && !state.told.has(message + o.id);
+      if (fresh) state.told.add(message + o.id);
+      const error = h('p', { class: 'error', role: fresh ? 'alert' : false, hidden: !message }, message || '');
       const actions = [];
       if (o.status === 'Ordered') {
-        const b = h('button', { type: 'button', id: `cancel-${o.id}`, class: 'danger', onclick: () => act(o, 'cancel', b, error) }, 'Cancel order');
+        const b = h('button', { type: 'button', id: `cancel-${o.id}`, class: 'danger', onclick: () => act(o, 'cancel', b) }, 'Cancel order');
         actions.push(b);
       }
       if (o.status === 'Delivered') {
-        const b = h('button', { type: 'button', id: `confirm-${o.id}`, class: 'primary', onclick: () => act(o, 'confirm', b, error) }, 'Confirm receipt');
+        const b = h('button', { type: 'button', id: `confirm-${o.id}`, class: 'primary', onclick: () => act(o, 'confirm', b) }, 'Confirm receipt');
         actions.push(b);
       }
       return h('li', {},

@@ -174,6 +174,8 @@ test('an order goes from placed to confirmed, each step seen live by the custome
 
   await customer.page.locator(`#confirm-${id}`).click();
   await seen(customer.page, '#orders', id, 'Confirmed');
+  // The confirmation's own notification arrives live too.
+  await customer.page.locator('#notifications').getByText(`You confirmed receipt of order #${id}`).waitFor({ timeout: LIVE_MS });
   const notes = await customer.page.locator('#notifications').innerText();
   for (const words of ['is placed', 'accepted', 'cooked', 'picked up', 'delivered', 'confirmed receipt']) {
     assert.match(notes, new RegExp(words), `the customer was told "${words}"`);
