@@ -25,6 +25,7 @@ use crate::remote::{HttpPayment, HttpStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Service {
+    Gateway,
     Identity,
     Order,
     Payment,
@@ -37,6 +38,7 @@ pub enum Service {
 impl Service {
     fn name(self) -> &'static str {
         match self {
+            Service::Gateway => "gateway",
             Service::Identity => "identity",
             Service::Order => "order",
             Service::Payment => "payment",
@@ -50,6 +52,7 @@ impl Service {
     /// The original system's ports.
     fn default_port(self) -> u16 {
         match self {
+            Service::Gateway => 8088,
             Service::Order => 8081,
             Service::Delivery => 8082,
             Service::Status => 8083,
@@ -95,6 +98,20 @@ pub struct Args {
         default_value = "http://127.0.0.1:8085"
     )]
     store_url: String,
+    /// Gateway: the replicas of a service, `SERVICE=URL[,URL...]`; repeat
+    /// per service, or set HANWHA_UPSTREAMS as `order=URL,URL;payment=URL`.
+    /// A service not named is expected on its default port on 127.0.0.1.
+    #[arg(long = "upstream", env = "HANWHA_UPSTREAMS", value_delimiter = ';')]
+    upstreams: Vec<String>,
+    /// Gateway: consecutive failures that eject a replica.
+    #[arg(long, env = "HANWHA_EJECT_AFTER", default_value_t = 3)]
+    eject_after: u32,
+    /// Gateway: seconds an ejected replica gets no traffic.
+    #[arg(long, env = "HANWHA_EJECT_SECS", default_value_t = 10)]
+    eject_secs: u64,
+    /// Gateway: browser origins allowed by CORS (`*` or a comma-separated list).
+    #[arg(long, env = "HANWHA_GATEWAY_CORS", default_value = "")]
+    cors: String,
     /// Deadline in milliseconds for a call to another service, retries included.
     #[arg(long, env = "HANWHA_CALL_DEADLINE_MS", default_value_t = 900)]
     call_deadline_ms: u64,
@@ -107,11 +124,91 @@ pub struct Common {
     pub seed_demo: bool,
 }
 
+fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
+    let mut out: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
+        let (service, urls) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--upstream {spec}: expected SERVICE=URL[,URL...]"))?;
+        let service = gateway::proxy::SERVICES
+            .iter()
+            .find(|s| **s == service.trim())
+            .ok_or_else(|| anyhow::anyhow!("--upstream {spec}: unknown service {service}"))?;
+        let urls: Vec<String> = urls
+            .split(',')
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        out.push((service, urls));
+    }
+    for service in gateway::proxy::SERVICES {
+        if !out.iter().any(|(s, _)| *s == service) {
+            let port = [
+                Service::Identity,
+                Service::Order,
+                Service::Payment,
+                Service::Store,
+                Service::Delivery,
+                Service::Status,
+                Service::Notification,
+            ]
+            .into_iter()
+            .find(|s| s.name() == service)
+            .map(Service::default_port)
+            .unwrap_or(0);
+            out.push((service, vec![format!("http://127.0.0.1:{port}")]));
+        }
+    }
+    Ok(out)
+}
+
+async fn run_gateway(
+    args: Args,
+    shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let proxy = gateway::proxy::Proxy::new(
+        upstreams(&args.upstreams)?,
+        gateway::proxy::OutlierConfig {
+            consecutive_errors: args.eject_after.max(1),
+            ejection_time: Duration::from_secs(args.eject_secs),
+            ..Default::default()
+        },
+    );
+    let checks = proxy.spawn_health_checks();
+    let actuator = Actuator::new("gateway");
+    let app = gateway::distributed(
+        vec![actuator.router(), gateway::web::router()],
+        &proxy,
+        &gateway::Cors::parse(&args.cors),
+    );
+    let addr = args
+        .addr
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], Service::Gateway.default_port())));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let addr = listener.local_addr()?;
+    actuator.set_ready(true);
+    println!("hanwha-delivery gateway listening on http://{addr}");
+    let draining = actuator.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal.await;
+            draining.set_ready(false);
+        })
+        .await?;
+    checks.abort();
+    Ok(())
+}
+
 pub async fn run(
     args: Args,
     common: Common,
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if args.service == Service::Gateway {
+        return run_gateway(args, shutdown_signal).await;
+    }
     let name = args.service.name();
     let secret = std::env::var("HANWHA_TOKEN_SECRET").unwrap_or_default();
     if secret.is_empty() {
@@ -133,7 +230,8 @@ pub async fn run(
         .unwrap_or(name)
         .to_string();
     let migrator = match args.service {
-        Service::Identity => identity::migrator(),
+        // The gateway returned above; it has no database.
+        Service::Gateway | Service::Identity => identity::migrator(),
         Service::Order => order::migrator(),
         Service::Payment => payment::migrator(),
         Service::Store => store::migrator(),
@@ -152,7 +250,7 @@ pub async fn run(
     let mut consumer: Option<Arc<dyn EventHandler>> = None;
 
     let router: Router = match args.service {
-        Service::Identity => {
+        Service::Gateway | Service::Identity => {
             if common.seed_demo {
                 identity::seed_demo(&db)
                     .await

@@ -52,11 +52,38 @@ impl Fleet {
         ] {
             fleet.launch(service, "127.0.0.1:0");
         }
+        fleet.launch_as("delivery-2", "delivery", "127.0.0.1:0", &[]);
+        fleet.launch_as("delivery-3", "delivery", "127.0.0.1:0", &[]);
         fleet.launch("order", "127.0.0.1:0");
+        let mut upstreams = Vec::new();
+        for service in [
+            "identity",
+            "order",
+            "payment",
+            "store",
+            "status",
+            "notification",
+        ] {
+            upstreams.push("--upstream".to_string());
+            upstreams.push(format!("{service}={}", fleet.base(service)));
+        }
+        upstreams.push("--upstream".to_string());
+        upstreams.push(format!(
+            "delivery={},{},{}",
+            fleet.base("delivery"),
+            fleet.base("delivery-2"),
+            fleet.base("delivery-3")
+        ));
+        let upstreams: Vec<&str> = upstreams.iter().map(String::as_str).collect();
+        fleet.launch_as("gateway", "gateway", "127.0.0.1:0", &upstreams);
         fleet
     }
 
     fn launch(&mut self, service: &'static str, addr: &str) {
+        self.launch_as(service, service, addr, &[]);
+    }
+
+    fn launch_as(&mut self, key: &'static str, service: &str, addr: &str, extra: &[&str]) {
         let payment = self
             .procs
             .get("payment")
@@ -70,6 +97,7 @@ impl Fleet {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
             .args(["serve", service, "--addr", addr, "--data-dir"])
             .arg(self.dir.path())
+            .args(extra)
             .env("HANWHA_TOKEN_SECRET", "fleet-test-secret")
             .env("HANWHA_NATS_URL", &self.nats)
             .env("HANWHA_STREAM", &self.stream)
@@ -94,7 +122,7 @@ impl Fleet {
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
         std::thread::spawn(move || for _ in lines {});
-        self.procs.insert(service, Process { child, base });
+        self.procs.insert(key, Process { child, base });
     }
 
     fn base(&self, service: &str) -> String {
@@ -115,7 +143,7 @@ impl Fleet {
 }
 
 async fn token(fleet: &Fleet, user: &str) -> Option<String> {
-    let identity = fleet.api("identity", &None);
+    let identity = fleet.api("gateway", &None);
     let r = identity
         .post("/auth/login", json!({"username": user, "password": user}))
         .await;
@@ -134,7 +162,7 @@ fn nats_url() -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_scenario_runs_across_separate_processes_on_nats() {
+async fn the_seed_scenario_runs_through_the_gateway_across_separate_processes_on_nats() {
     let Some(nats) = nats_url() else { return };
     let fleet = Fleet::start(&nats);
     let (c, o, r) = (
@@ -142,12 +170,13 @@ async fn the_seed_scenario_runs_across_separate_processes_on_nats() {
         token(&fleet, "owner").await,
         token(&fleet, "rider").await,
     );
-    let orders = fleet.api("order", &c);
-    let store = fleet.api("store", &o);
-    let delivery = fleet.api("delivery", &r);
-    let status = fleet.api("status", &c);
-    let payments = fleet.api("payment", &c);
-    let notifications = fleet.api("notification", &c);
+    // Everything through the gateway, as a client of the fleet sees it.
+    let orders = fleet.api("gateway", &c);
+    let store = fleet.api("gateway", &o);
+    let delivery = fleet.api("gateway", &r);
+    let status = fleet.api("gateway", &c);
+    let payments = fleet.api("gateway", &c);
+    let notifications = fleet.api("gateway", &c);
 
     let placed = orders
         .post(
@@ -311,4 +340,50 @@ async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_rest
         .filter(|p| p["paymentStatus"] == "Approved")
         .count();
     assert_eq!(approved, 1, "{all}");
+}
+
+/// The seed's circuit-breaker drill: three delivery replicas, one marked
+/// down with `PUT /actuator/down`; 100 requests through the gateway, none
+/// fails and none reaches the down replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
+    let Some(nats) = nats_url() else { return };
+    let fleet = Fleet::start(&nats);
+    let r = token(&fleet, "rider").await;
+    let down = fleet.api("delivery-2", &None);
+    let down_id = down.get("/actuator/echo").await.body["instanceId"].clone();
+    assert!(down_id.is_string());
+    assert_eq!(down.put("/actuator/down").await.status, StatusCode::OK);
+    assert_eq!(
+        down.get("/actuator/health").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let gateway = fleet.api("gateway", &r);
+    // The gateway's health check takes it out within its interval.
+    eventually("the down replica out of rotation", || async {
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen.push(gateway.get("/delivery/actuator/echo").await.body["instanceId"].clone());
+        }
+        (!seen.contains(&down_id)).then_some(())
+    })
+    .await;
+    let mut instances = std::collections::HashSet::new();
+    for _ in 0..100 {
+        let echo = gateway.get("/delivery/actuator/echo").await;
+        assert_eq!(echo.status, StatusCode::OK, "{}", echo.body);
+        assert_ne!(
+            echo.body["instanceId"], down_id,
+            "a request reached the down replica"
+        );
+        instances.insert(echo.body["instanceId"].to_string());
+        let list = gateway.get("/deliveries").await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    }
+    assert_eq!(
+        instances.len(),
+        2,
+        "the two healthy replicas share the load"
+    );
 }

@@ -2,6 +2,7 @@
 //! services. In the all-in-one shape the services are routers in the same
 //! process and routing is by path inside one axum router.
 
+pub mod proxy;
 pub mod web;
 
 use axum::extract::DefaultBodyLimit;
@@ -68,12 +69,24 @@ impl Cors {
 /// answers that hold for every path: body size, unknown paths as
 /// problem+json, CORS and request tracing.
 pub fn all_in_one(services: Vec<Router>, cors: &Cors) -> Router {
-    let mut app = Router::new();
-    for service in services {
-        app = app.merge(service);
-    }
+    edge(
+        merge(services).fallback(platform::problem::not_found_fallback),
+        cors,
+    )
+}
+
+/// The gateway of a fleet: its own routes (actuator, web UI) and, for every
+/// other path, the proxy to the service that owns it.
+pub fn distributed(own: Vec<Router>, proxy: &proxy::Proxy, cors: &Cors) -> Router {
+    edge(merge(own).merge(proxy.router()), cors)
+}
+
+fn merge(routers: Vec<Router>) -> Router {
+    routers.into_iter().fold(Router::new(), Router::merge)
+}
+
+fn edge(app: Router, cors: &Cors) -> Router {
     let app = app
-        .fallback(platform::problem::not_found_fallback)
         .layer(DefaultBodyLimit::max(platform::idempotency::BODY_LIMIT))
         .layer(TraceLayer::new_for_http());
     match cors.layer() {
