@@ -5,6 +5,7 @@
 mod adapters;
 mod all_in_one;
 mod events_api;
+mod fleet;
 mod load;
 mod remote;
 mod serve;
@@ -86,6 +87,10 @@ enum Command {
     /// database, events on NATS JetStream, calls to peers over HTTP.
     /// Needs HANWHA_TOKEN_SECRET, shared by every service of the fleet.
     Serve(serve::Args),
+    /// Start a local fleet of the distributed shape as child processes:
+    /// every service, two order replicas, three delivery replicas and the
+    /// gateway, against a NATS server; Ctrl-C stops them all.
+    Fleet(fleet::Args),
 }
 
 fn init_tracing(json: bool) {
@@ -145,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
             tools::print_events(&cli.data_dir, from, follow).await
         }
         Some(Command::Rebuild { view }) => tools::rebuild(&cli.data_dir, view).await,
+        Some(Command::Fleet(args)) => fleet::run(args, cli.data_dir, shutdown_signal()).await,
         Some(Command::Serve(args)) => {
             let common = serve::Common {
                 data_dir: cli.data_dir,
