@@ -12,6 +12,7 @@ use axum::Router;
 use platform::actuator::Actuator;
 use platform::consumer::{spawn_consumer, EventHandler};
 use platform::idempotency::{self, Idempotency};
+use platform::metrics::{Gauge, Metrics};
 use platform::outbox::{spawn_relay, OutboxSignal};
 use platform::shutdown::shutdown_pair;
 use platform::{admin, Db, EventLog, TokenKeys};
@@ -202,10 +203,44 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let metrics = Metrics::new("all-in-one").context("metrics")?;
+    for (name, db) in [
+        ("order", &order_db),
+        ("payment", &payment_db),
+        ("store", &store_db),
+        ("delivery", &delivery_db),
+    ] {
+        let db = db.clone();
+        metrics.probe(
+            Gauge::OutboxBacklog,
+            name,
+            Arc::new(move || {
+                let db = db.clone();
+                Box::pin(async move { platform::outbox::backlog(&db).await.unwrap_or(-1) })
+            }),
+        );
+    }
+    for (handler, db) in &handlers {
+        let (db, log, name) = (db.clone(), log.clone(), handler.name());
+        metrics.probe(
+            Gauge::ConsumerLag,
+            name,
+            Arc::new(move || {
+                let (db, log) = (db.clone(), log.clone());
+                Box::pin(async move {
+                    match platform::consumer::position(&db, name).await {
+                        Ok(pos) => log.tip() - pos,
+                        Err(_) => -1,
+                    }
+                })
+            }),
+        );
+    }
     let actuator = Actuator::new("all-in-one");
     routers.extend([
         gateway::web::router(),
         actuator.router(),
+        metrics.router(),
         crate::events_api::router(log.clone(), keys.clone()),
         with_idempotency(
             identity::router(identity::Identity {
@@ -222,7 +257,9 @@ pub async fn run(
         status::router(status_svc),
         notification::router(notification_svc),
     ]);
-    let app = gateway::all_in_one(routers, &settings.cors);
+    let app = gateway::all_in_one(routers, &settings.cors).layer(
+        axum::middleware::from_fn_with_state(metrics, platform::metrics::track),
+    );
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

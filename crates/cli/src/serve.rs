@@ -12,6 +12,7 @@ use anyhow::Context;
 use axum::Router;
 use platform::actuator::Actuator;
 use platform::consumer::EventHandler;
+use platform::metrics::{Gauge, Metrics};
 use platform::nats::NatsBus;
 use platform::outbox::{spawn_relay, OutboxSignal};
 use platform::peer::{Peer, PeerConfig};
@@ -176,11 +177,16 @@ async fn run_gateway(
     );
     let checks = proxy.spawn_health_checks();
     let actuator = Actuator::new("gateway");
+    let metrics = Metrics::new("gateway").context("metrics")?;
     let app = gateway::distributed(
-        vec![actuator.router(), gateway::web::router()],
+        vec![actuator.router(), metrics.router(), gateway::web::router()],
         &proxy,
         &gateway::Cors::parse(&args.cors),
-    );
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        metrics,
+        platform::metrics::track,
+    ));
     let addr = args
         .addr
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], Service::Gateway.default_port())));
@@ -248,6 +254,7 @@ pub async fn run(
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let outbox = OutboxSignal::new();
     let mut consumer: Option<Arc<dyn EventHandler>> = None;
+    let metrics = Metrics::new(name).context("metrics")?;
 
     let router: Router = match args.service {
         Service::Gateway | Service::Identity => {
@@ -266,16 +273,30 @@ pub async fn run(
                 deadline: Duration::from_millis(args.call_deadline_ms),
                 ..PeerConfig::default()
             };
+            let payment_peer =
+                Arc::new(Peer::new("payment", &args.payment_url, peer_config.clone()));
+            let store_peer = Arc::new(Peer::new("store", &args.store_url, peer_config));
+            for peer in [payment_peer.clone(), store_peer.clone()] {
+                let label = peer.name().to_string();
+                metrics.probe(
+                    Gauge::CircuitState,
+                    &label,
+                    Arc::new(move || {
+                        let state = peer.state() as i64;
+                        Box::pin(async move { state })
+                    }),
+                );
+            }
             let svc = order::OrderService {
                 db: db.clone(),
                 keys: keys.clone(),
                 outbox: outbox.clone(),
                 payment: Arc::new(HttpPayment {
-                    peer: Arc::new(Peer::new("payment", &args.payment_url, peer_config.clone())),
+                    peer: payment_peer,
                     keys: keys.clone(),
                 }),
                 store: Arc::new(HttpStore {
-                    peer: Arc::new(Peer::new("store", &args.store_url, peer_config)),
+                    peer: store_peer,
                     keys: keys.clone(),
                 }),
                 config: common.order.clone(),
@@ -341,8 +362,37 @@ pub async fn run(
         shutdown.clone(),
     ));
     let actuator = Actuator::new(name);
-    let mut routers = vec![actuator.router(), with_idempotency(router, &db, &keys)];
+    {
+        let db = db.clone();
+        metrics.probe(
+            Gauge::OutboxBacklog,
+            name,
+            Arc::new(move || {
+                let db = db.clone();
+                Box::pin(async move { platform::outbox::backlog(&db).await.unwrap_or(-1) })
+            }),
+        );
+    }
+    let mut routers = vec![
+        actuator.router(),
+        metrics.router(),
+        with_idempotency(router, &db, &keys),
+    ];
     if let Some(handler) = consumer {
+        let (lag_bus, consumer_name) = (bus.clone(), handler.name());
+        metrics.probe(
+            Gauge::ConsumerLag,
+            consumer_name,
+            Arc::new(move || {
+                let bus = lag_bus.clone();
+                Box::pin(async move {
+                    bus.pending(consumer_name)
+                        .await
+                        .map(|n| n as i64)
+                        .unwrap_or(-1)
+                })
+            }),
+        );
         tasks.push(platform::nats::spawn_consumer(
             handler.clone(),
             db.clone(),
@@ -351,7 +401,9 @@ pub async fn run(
         ));
         routers.push(admin::dead_letter_routes(keys.clone(), db.clone(), handler));
     }
-    let app = gateway::all_in_one(routers, &gateway::Cors::default());
+    let app = gateway::all_in_one(routers, &gateway::Cors::default()).layer(
+        axum::middleware::from_fn_with_state(metrics, platform::metrics::track),
+    );
 
     let addr = args
         .addr

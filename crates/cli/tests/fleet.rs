@@ -310,6 +310,22 @@ async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_rest
         );
     }
 
+    // The order service reports the open circuit.
+    let metrics = reqwest::get(format!("{}/metrics", fleet.base("order")))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hanwha_circuit_state{")
+                && l.contains(r#"peer="payment""#)
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
     // Payment comes back on the same address; orders succeed again once the
     // circuit lets a trial call through, without restarting Order.
     fleet.launch("payment", &payment_addr);

@@ -152,3 +152,56 @@ async fn events_follow_prints_new_events_as_they_happen() {
     follower.kill().expect("stop follower");
     let _ = follower.wait();
 }
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_and_show_backlog_and_lag() {
+    let server = Server::start(&[]);
+    let customer = Api::login(&server, "customer").await;
+    let order = id(&place(&customer, "pizza", 1).await);
+    wait_history(&customer, order, 2).await;
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let line = |prefix: &str, parts: &[&str]| {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && parts.iter().all(|p| l.contains(p)))
+            .map(str::to_string)
+    };
+    let placed = line(
+        "hanwha_http_requests_total{",
+        &[r#"route="/orders""#, r#"status="201""#, r#"method="POST""#],
+    )
+    .unwrap_or_else(|| panic!("no request count for POST /orders in\n{text}"));
+    assert!(placed.ends_with(" 1"), "{placed}");
+    assert!(line(
+        "hanwha_http_request_duration_seconds_bucket{",
+        &[r#"route="/orders""#]
+    )
+    .is_some());
+    for outbox in ["order", "payment", "store", "delivery"] {
+        let l = line(
+            "hanwha_outbox_backlog{",
+            &[&format!(r#"outbox="{outbox}""#)],
+        )
+        .unwrap_or_else(|| panic!("no backlog for {outbox}"));
+        assert!(!l.ends_with(" -1"), "{l}");
+    }
+    for consumer in [
+        "order",
+        "payment",
+        "store",
+        "delivery",
+        "status",
+        "notification",
+    ] {
+        let l = line(
+            "hanwha_consumer_lag{",
+            &[&format!(r#"consumer="{consumer}""#)],
+        )
+        .unwrap_or_else(|| panic!("no lag for {consumer}"));
+        assert!(!l.ends_with(" -1"), "{l}");
+    }
+}

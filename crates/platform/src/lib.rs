@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod db;
 pub mod event_log;
 pub mod idempotency;
+pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod peer;

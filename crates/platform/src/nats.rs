@@ -70,6 +70,13 @@ impl NatsBus {
         Ok(())
     }
 
+    /// Events in the stream the consumer has not acknowledged yet.
+    pub async fn pending(&self, consumer: &str) -> Result<u64, TransportError> {
+        let mut c = self.consumer(consumer).await?;
+        let info = c.info().await.map_err(broker)?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+
     /// True when the broker answers for the stream; used by readiness.
     pub async fn ping(&self) -> bool {
         self.js.get_stream(&self.stream).await.is_ok()

@@ -90,6 +90,10 @@ impl Peer {
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn state(&self) -> CircuitState {
         let b = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
         match b.opened_at {

@@ -126,7 +126,10 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut inbox: mpsc::Receiver<Msg>) {
         if jobs.is_empty() {
             continue;
         }
-        let mut tx = match conn.begin().await {
+        // IMMEDIATE: take the write lock up front. Replicas of a service
+        // may share a database file; a deferred transaction that must later
+        // upgrade to a writer fails at once instead of waiting its turn.
+        let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => tx,
             Err(e) => {
                 // Run nothing; each caller learns the write was dropped.

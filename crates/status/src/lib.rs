@@ -47,6 +47,23 @@ pub fn status_after(event_type: EventType) -> Option<OrderStatus> {
     })
 }
 
+/// How far along its life an order is. Events of different services can
+/// reach the view in another order than they happened (redelivery, several
+/// relays), so the view only ever moves an order forward; the endings rank
+/// above every step.
+pub fn rank(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::PaymentPending => 0,
+        OrderStatus::Ordered => 1,
+        OrderStatus::Accepted => 2,
+        OrderStatus::Cooked => 3,
+        OrderStatus::PickedUp => 4,
+        OrderStatus::Delivered => 5,
+        OrderStatus::Confirmed => 6,
+        OrderStatus::Rejected | OrderStatus::Cancelled | OrderStatus::PaymentFailed => 7,
+    }
+}
+
 pub struct StatusEvents;
 
 #[async_trait]
@@ -60,7 +77,17 @@ impl EventHandler for StatusEvents {
     }
 
     async fn handle(&self, conn: &mut SqliteConnection, ev: &Event) -> Result<(), HandlerError> {
-        let status = status_after(ev.event_type);
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM status_checks WHERE order_id = ?")
+                .bind(ev.order_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let current = current.as_deref().and_then(OrderStatus::parse);
+        let after = status_after(ev.event_type);
+        let status = match (after, current) {
+            (Some(new), Some(old)) if rank(new) <= rank(old) => None,
+            (new, _) => new,
+        };
         let payment_status = match ev.event_type {
             EventType::PaymentAgreed => Some("Approved"),
             EventType::PaymentCancelled => Some("Refunded"),
@@ -97,7 +124,7 @@ impl EventHandler for StatusEvents {
         .bind(ev.order_id)
         .bind(ev.event_id.to_string())
         .bind(ev.event_type.as_str())
-        .bind(status.map(|s| s.as_str()).or(payment_status))
+        .bind(after.map(|s| s.as_str()).or(payment_status))
         .bind(&ev.actor)
         .bind(&ev.reason)
         .bind(ev.timestamp)
@@ -239,4 +266,38 @@ async fn show(
             .collect(),
     );
     Ok(Json(check))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_moves_an_order_only_forward() {
+        let steps = [
+            OrderStatus::PaymentPending,
+            OrderStatus::Ordered,
+            OrderStatus::Accepted,
+            OrderStatus::Cooked,
+            OrderStatus::PickedUp,
+            OrderStatus::Delivered,
+            OrderStatus::Confirmed,
+        ];
+        for pair in steps.windows(2) {
+            assert!(rank(pair[0]) < rank(pair[1]), "{pair:?}");
+        }
+        for end in [
+            OrderStatus::Rejected,
+            OrderStatus::Cancelled,
+            OrderStatus::PaymentFailed,
+        ] {
+            assert!(steps.iter().all(|s| rank(*s) < rank(end)), "{end:?}");
+        }
+        // Every status some event leads to has a rank.
+        for t in EventType::ALL {
+            if let Some(s) = status_after(t) {
+                let _ = rank(s);
+            }
+        }
+    }
 }

@@ -1,0 +1,161 @@
+//! `/metrics` in Prometheus text format: request counts and latencies per
+//! route, and gauges read when scraped (outbox backlog, consumer lag,
+//! circuit breaker state).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::future::BoxFuture;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// A gauge read at scrape time.
+pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, i64> + Send + Sync>;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Gauge {
+    /// Events written but not yet published, by service.
+    OutboxBacklog,
+    /// Events published but not yet handled, by consumer.
+    ConsumerLag,
+    /// 0 closed, 1 open, 2 half-open, by peer.
+    CircuitState,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    gauges: [IntGaugeVec; 3],
+    probes: Mutex<Vec<(Gauge, String, Probe)>>,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Metrics {
+    pub fn new(service: &str) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(
+            Some("hanwha".into()),
+            Some([("service".to_string(), service.to_string())].into()),
+        )?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["method", "route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method", "route"],
+        )?;
+        let gauges = [
+            IntGaugeVec::new(
+                Opts::new("outbox_backlog", "events written but not yet published"),
+                &["outbox"],
+            )?,
+            IntGaugeVec::new(
+                Opts::new("consumer_lag", "events published but not yet handled"),
+                &["consumer"],
+            )?,
+            IntGaugeVec::new(
+                Opts::new(
+                    "circuit_state",
+                    "circuit breaker: 0 closed, 1 open, 2 half-open",
+                ),
+                &["peer"],
+            )?,
+        ];
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        for g in &gauges {
+            registry.register(Box::new(g.clone()))?;
+        }
+        Ok(Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                latency,
+                gauges,
+                probes: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn probe(&self, gauge: Gauge, label: &str, probe: Probe) {
+        self.inner
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((gauge, label.to_string(), probe));
+    }
+
+    pub async fn render(&self) -> String {
+        let probes: Vec<(Gauge, String, Probe)> = self
+            .inner
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (gauge, label, probe) in probes {
+            let value = probe().await;
+            self.inner.gauges[gauge as usize]
+                .with_label_values(&[label.as_str()])
+                .set(value);
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.inner.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(scrape))
+            .with_state(self.clone())
+    }
+}
+
+async fn scrape(State(m): State<Metrics>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render().await,
+    )
+        .into_response()
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn track(State(m): State<Metrics>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    m.inner
+        .requests
+        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+        .inc();
+    m.inner
+        .latency
+        .with_label_values(&[method.as_str(), route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
