@@ -151,10 +151,12 @@ async fn consume_batch(
     bus: &NatsBus,
     consumer: &consumer::PullConsumer,
 ) -> Result<usize, TransportError> {
+    // A long poll: the server answers as soon as events arrive, or empty
+    // after the expiry, so an idle consumer neither spins nor lags.
     let mut fetched = consumer
-        .fetch()
+        .batch()
         .max_messages(BATCH)
-        .expires(Duration::from_secs(1))
+        .expires(Duration::from_millis(500))
         .messages()
         .await
         .map_err(broker)?;
