@@ -239,18 +239,22 @@ async fn show(
     Path(order_id): Path<i64>,
 ) -> Result<Json<StatusCheck>, ApiError> {
     let (filter, id) = scope(&who);
+    // The row and its history from one snapshot, so that a change
+    // committed between the two reads cannot show a status older than its
+    // own history.
+    let mut snapshot = svc.db.reader().begin().await?;
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM status_checks WHERE order_id = ?2 AND {filter}"
     ))
     .bind(id)
     .bind(order_id)
-    .fetch_optional(svc.db.reader())
+    .fetch_optional(&mut *snapshot)
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no status for order {order_id}")))?;
     let mut check = from_row(&row);
     let history = sqlx::query("SELECT event_type, event_id, status, actor, reason, at FROM status_history WHERE order_id = ? ORDER BY id")
         .bind(order_id)
-        .fetch_all(svc.db.reader())
+        .fetch_all(&mut *snapshot)
         .await?;
     check.history = Some(
         history
