@@ -109,7 +109,10 @@ async function shot(page, name, fullPage = true) {
 async function seen(page, scope, id, status) {
   const started = Date.now();
   await page.locator(`${scope} [data-order-id="${id}"][data-status="${status}"]`).waitFor({ timeout: LIVE_MS });
-  return Date.now() - started;
+  const ms = Date.now() - started;
+  // A measurement for the record; the bound above is only a generous limit.
+  console.log(`live: order ${id} shown as ${status} after ${ms} ms`);
+  return ms;
 }
 
 async function order(page, { qty = 1, address = '12 Gwanggyo-ro, Suwon', card = '' } = {}) {
