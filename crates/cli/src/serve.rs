@@ -363,6 +363,23 @@ pub async fn run(
     ));
     let actuator = Actuator::new(name);
     {
+        let (db, bus) = (db.clone(), bus.clone());
+        actuator.depends_on(
+            "database",
+            Arc::new(move || {
+                let db = db.clone();
+                Box::pin(async move { db.ping().await })
+            }),
+        );
+        actuator.depends_on(
+            "broker",
+            Arc::new(move || {
+                let bus = bus.clone();
+                Box::pin(async move { bus.ping().await })
+            }),
+        );
+    }
+    {
         let db = db.clone();
         metrics.probe(
             Gauge::OutboxBacklog,

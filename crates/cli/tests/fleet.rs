@@ -165,6 +165,18 @@ fn nats_url() -> Option<String> {
 async fn the_seed_scenario_runs_through_the_gateway_across_separate_processes_on_nats() {
     let Some(nats) = nats_url() else { return };
     let fleet = Fleet::start(&nats);
+    for service in [
+        "order",
+        "payment",
+        "store",
+        "delivery",
+        "status",
+        "notification",
+        "gateway",
+    ] {
+        let ready = fleet.api(service, &None).get("/actuator/ready").await;
+        assert_eq!(ready.status, StatusCode::OK, "{service}: {}", ready.body);
+    }
     let (c, o, r) = (
         token(&fleet, "customer").await,
         token(&fleet, "owner").await,
