@@ -137,6 +137,15 @@ impl Fleet {
         }
     }
 
+    /// Deletes the test's stream from the shared NATS server.
+    async fn remove_stream(&self) {
+        let prefix = format!("{}.events", self.stream.to_lowercase());
+        let bus = platform::nats::NatsBus::connect(&self.nats, &self.stream, &prefix)
+            .await
+            .expect("reach NATS");
+        bus.delete_stream().await.expect("delete the test stream");
+    }
+
     fn data_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -285,6 +294,7 @@ async fn the_seed_scenario_runs_through_the_gateway_across_separate_processes_on
     })
     .await;
     let _ = fleet.data_dir();
+    fleet.remove_stream().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,6 +378,7 @@ async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_rest
         .filter(|p| p["paymentStatus"] == "Approved")
         .count();
     assert_eq!(approved, 1, "{all}");
+    fleet.remove_stream().await;
 }
 
 /// The seed's circuit-breaker drill: three delivery replicas, one marked
@@ -413,5 +424,5 @@ async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
         instances.len(),
         2,
         "the two healthy replicas share the load"
-    );
+    );    fleet.remove_stream().await;
 }
