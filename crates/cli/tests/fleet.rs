@@ -424,5 +424,6 @@ async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
         instances.len(),
         2,
         "the two healthy replicas share the load"
-    );    fleet.remove_stream().await;
+    );
+    fleet.remove_stream().await;
 }
