@@ -55,6 +55,7 @@ impl Fleet {
         fleet.launch_as("delivery-2", "delivery", "127.0.0.1:0", &[]);
         fleet.launch_as("delivery-3", "delivery", "127.0.0.1:0", &[]);
         fleet.launch("order", "127.0.0.1:0");
+        fleet.launch_as("order-2", "order", "127.0.0.1:0", &[]);
         let mut upstreams = Vec::new();
         for service in [
             "identity",
@@ -67,6 +68,12 @@ impl Fleet {
             upstreams.push("--upstream".to_string());
             upstreams.push(format!("{service}={}", fleet.base(service)));
         }
+        upstreams.push("--upstream".to_string());
+        upstreams.push(format!(
+            "order={},{}",
+            fleet.base("order"),
+            fleet.base("order-2")
+        ));
         upstreams.push("--upstream".to_string());
         upstreams.push(format!(
             "delivery={},{},{}",
@@ -424,6 +431,81 @@ async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
         instances.len(),
         2,
         "the two healthy replicas share the load"
+    );
+    fleet.remove_stream().await;
+}
+
+/// The seed's zero-downtime drill: steady load through the gateway while the
+/// two order replicas are restarted one after the other (SIGTERM: each stops
+/// being ready, finishes what it has, exits). Every request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_order_replicas_one_by_one_drops_no_request() {
+    let Some(nats) = nats_url() else { return };
+    let mut fleet = Fleet::start(&nats);
+    let c = token(&fleet, "customer").await;
+    let gateway = fleet.api("gateway", &c);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (gateway, stop) = (gateway.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed, mut n) = (0u32, Vec::new(), 0u32);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                // Writes carry an Idempotency-Key, which makes them safe to
+                // send again to the other replica.
+                let placed = reply(
+                    gateway
+                        .request(reqwest::Method::POST, "/orders")
+                        .header("Idempotency-Key", format!("drill-{n}"))
+                        .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+                )
+                .await;
+                let listed = gateway.get("/orders?limit=5").await;
+                for r in [placed, listed] {
+                    if r.status.is_success() {
+                        ok += 1;
+                    } else {
+                        failed.push(format!("{} {}", r.status, r.body));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (ok, failed)
+        })
+    };
+    for replica in ["order", "order-2"] {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let addr = fleet
+            .base(replica)
+            .trim_start_matches("http://")
+            .to_string();
+        let mut old = fleet.procs.remove(replica).expect("replica");
+        let pid = old.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while old.child.try_wait().expect("wait").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{replica} did not stop after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        fleet.launch_as(replica, "order", &addr, &[]);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = load.await.expect("load");
+    assert!(ok > 20, "too little load: {ok}");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        failed
     );
     fleet.remove_stream().await;
 }

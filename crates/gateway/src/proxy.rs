@@ -75,7 +75,8 @@ pub struct OutlierConfig {
     pub ejection_time: Duration,
     /// Share of a service's replicas that may be ejected at once, in percent.
     pub max_ejection_percent: u32,
-    /// How often each replica's `/actuator/health` is checked.
+    /// How often each replica's `/actuator/ready` is checked (not ready:
+    /// marked down, draining for a restart, or its database or broker gone).
     pub health_interval: Duration,
 }
 
@@ -204,7 +205,7 @@ impl Proxy {
                     for r in &pool.replicas {
                         let up = proxy
                             .http
-                            .get(format!("{}/actuator/health", r.url))
+                            .get(format!("{}/actuator/ready", r.url))
                             .timeout(Duration::from_millis(500))
                             .send()
                             .await
@@ -277,15 +278,23 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     // Safe to send again: reads, and writes that carry an Idempotency-Key.
     let repeatable = matches!(parts.method, Method::GET | Method::HEAD)
         || parts.headers.contains_key(platform::idempotency::HEADER);
+    // Each replica twice and one more: during a rolling restart a pick may
+    // be the replica going away, or a fresh process reached through a pooled
+    // connection that went stale; a short, growing pause lets it come up.
     let attempts = if repeatable {
-        pool.replicas.len().min(3)
+        (2 * pool.replicas.len() + 1).min(5)
     } else {
         1
     };
     let mut tried = Vec::new();
     let mut last_error = String::from("no replica answered");
-    for _ in 0..attempts.max(1) {
-        let Some(i) = pool.pick(&tried) else { break };
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(25 * attempt as u64)).await;
+        }
+        let Some(i) = pool.pick(&tried).or_else(|| pool.pick(&[])) else {
+            break;
+        };
         tried.push(i);
         let url = format!("{}{}{}", pool.replicas[i].url, upstream_path, query);
         let mut headers = HeaderMap::new();
@@ -298,7 +307,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
             .send()
             .await;
         match sent {
-            Ok(resp) if resp.status().is_server_error() && repeatable && tried.len() < attempts => {
+            Ok(resp) if resp.status().is_server_error() && repeatable && attempt + 1 < attempts => {
                 pool.report(i, false, &proxy.config);
                 last_error = format!("{service} answered {}", resp.status());
             }
@@ -318,6 +327,9 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
                     .unwrap_or_else(|e| ApiError::internal(e.to_string()).into_response());
             }
             Err(e) => {
+                // Unreachable: out of rotation until its readiness check
+                // answers again.
+                pool.replicas[i].healthy.store(false, Ordering::Relaxed);
                 pool.report(i, false, &proxy.config);
                 last_error = format!("{service} unreachable: {e}");
             }
