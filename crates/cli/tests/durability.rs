@@ -203,23 +203,7 @@ async fn kill_9_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {
         per_event.values().all(|&n| n == 1),
         "a notification was sent twice"
     );
-    for consumer in [
-        "order",
-        "payment",
-        "store",
-        "delivery",
-        "status",
-        "notification",
-    ] {
-        let dead = admin
-            .get(&format!("/admin/deadLetters/{consumer}"))
-            .await
-            .body;
-        assert!(
-            dead.as_array().expect("dead letters").is_empty(),
-            "{consumer}: {dead}"
-        );
-    }
+    assert_no_dead_letters(&admin).await;
 }
 
 /// An event a consumer cannot apply is retried, then parked as a dead

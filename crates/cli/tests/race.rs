@@ -119,22 +119,6 @@ async fn a_hundred_cancels_racing_accepts_each_end_with_one_winner() {
             "order {order}: {view}"
         );
     }
-    for consumer in [
-        "order",
-        "payment",
-        "store",
-        "delivery",
-        "status",
-        "notification",
-    ] {
-        let dead = admin
-            .get(&format!("/admin/deadLetters/{consumer}"))
-            .await
-            .body;
-        assert!(
-            dead.as_array().expect("dead letters").is_empty(),
-            "{consumer}: {dead}"
-        );
-    }
+    assert_no_dead_letters(&admin).await;
     assert!(find(&deliveries, "orderId", orders[0]).is_none());
 }

@@ -296,3 +296,24 @@ pub async fn wait_history(api: &Api, order_id: i64, changes: usize) -> Value {
     )
     .await
 }
+
+/// Asserts that no consumer parked an event.
+pub async fn assert_no_dead_letters(admin: &Api) {
+    for consumer in [
+        "order",
+        "payment",
+        "store",
+        "delivery",
+        "status",
+        "notification",
+    ] {
+        let dead = admin
+            .get(&format!("/admin/deadLetters/{consumer}"))
+            .await
+            .body;
+        assert!(
+            dead.as_array().expect("dead letters").is_empty(),
+            "{consumer}: {dead}"
+        );
+    }
+}
