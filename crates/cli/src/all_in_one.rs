@@ -62,10 +62,10 @@ pub(crate) fn token_keys(data_dir: &Path) -> anyhow::Result<TokenKeys> {
 pub(crate) async fn open(
     data_dir: &Path,
     name: &str,
-    migrator: sqlx::migrate::Migrator,
+    migrations: platform::Migrations,
 ) -> anyhow::Result<Db> {
     let path = data_dir.join(format!("{name}.db"));
-    Db::open(&path, &migrator)
+    Db::open(&platform::Location::Sqlite(path.clone()), &migrations)
         .await
         .with_context(|| format!("opening {}", path.display()))
 }
@@ -91,13 +91,13 @@ pub async fn run(
     let keys = token_keys(dir)?;
     let (identity_db, order_db, payment_db, store_db, delivery_db, status_db, notification_db, log) =
         tokio::try_join!(
-            open(dir, "identity", identity::migrator()),
-            open(dir, "order", order::migrator()),
-            open(dir, "payment", payment::migrator()),
-            open(dir, "store", store::migrator()),
-            open(dir, "delivery", delivery::migrator()),
-            open(dir, "status", status::migrator()),
-            open(dir, "notification", notification::migrator()),
+            open(dir, "identity", identity::migrations()),
+            open(dir, "order", order::migrations()),
+            open(dir, "payment", payment::migrations()),
+            open(dir, "store", store::migrations()),
+            open(dir, "delivery", delivery::migrations()),
+            open(dir, "status", status::migrations()),
+            open(dir, "notification", notification::migrations()),
             async {
                 EventLog::open(&dir.join("events.db"))
                     .await

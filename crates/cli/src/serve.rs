@@ -18,10 +18,10 @@ use platform::outbox::{spawn_relay, OutboxSignal};
 use platform::peer::{Peer, PeerConfig};
 use platform::shutdown::shutdown_pair;
 use platform::transport::EventSink;
-use platform::{admin, TokenKeys};
+use platform::{admin, Db, Location, TokenKeys};
 use tokio::task::JoinHandle;
 
-use crate::all_in_one::{open, with_idempotency};
+use crate::all_in_one::with_idempotency;
 use crate::remote::{HttpPayment, HttpStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,9 +73,12 @@ pub struct Args {
     /// Address to listen on (default: the service's port on 127.0.0.1).
     #[arg(long = "addr", env = "HANWHA_SERVICE_ADDR")]
     addr: Option<SocketAddr>,
-    /// The service's SQLite database file (default: DATA_DIR/<service>.db).
-    #[arg(long, env = "HANWHA_DB")]
-    db: Option<PathBuf>,
+    /// The service's database: postgres://USER@HOST/DB, mysql://USER@HOST/DB
+    /// (or mariadb://...), sqlite://PATH or a file path (default:
+    /// DATA_DIR/<service>.db). A server database is created on first start
+    /// and migrated on every start.
+    #[arg(long = "database-url", alias = "db", env = "HANWHA_DATABASE_URL")]
+    database_url: Option<String>,
     /// NATS server with JetStream.
     #[arg(long, env = "HANWHA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
@@ -222,30 +225,23 @@ pub async fn run(
     }
     let keys = TokenKeys::from_secret(secret.as_bytes());
     std::fs::create_dir_all(&common.data_dir)?;
-    let db_path = args
-        .db
-        .clone()
-        .unwrap_or_else(|| common.data_dir.join(format!("{name}.db")));
-    let db_dir = db_path
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common.data_dir.clone());
-    let file = db_path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(name)
-        .to_string();
-    let migrator = match args.service {
-        // The gateway returned above; it has no database.
-        Service::Gateway | Service::Identity => identity::migrator(),
-        Service::Order => order::migrator(),
-        Service::Payment => payment::migrator(),
-        Service::Store => store::migrator(),
-        Service::Delivery => delivery::migrator(),
-        Service::Status => status::migrator(),
-        Service::Notification => notification::migrator(),
+    let location: Location = match &args.database_url {
+        Some(url) => url.parse()?,
+        None => Location::Sqlite(common.data_dir.join(format!("{name}.db"))),
     };
-    let db = open(&db_dir, &file, migrator).await?;
+    let migrations = match args.service {
+        // The gateway returned above; it has no database.
+        Service::Gateway | Service::Identity => identity::migrations(),
+        Service::Order => order::migrations(),
+        Service::Payment => payment::migrations(),
+        Service::Store => store::migrations(),
+        Service::Delivery => delivery::migrations(),
+        Service::Status => status::migrations(),
+        Service::Notification => notification::migrations(),
+    };
+    let db = Db::open(&location, &migrations)
+        .await
+        .with_context(|| format!("opening {location}"))?;
     let bus = NatsBus::connect(&args.nats_url, &args.stream, &args.subject_prefix)
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
@@ -430,10 +426,7 @@ pub async fn run(
         .with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
     actuator.set_ready(true);
-    println!(
-        "hanwha-delivery {name} listening on http://{addr} (database {})",
-        db_path.display()
-    );
+    println!("hanwha-delivery {name} listening on http://{addr} (database {location})");
     let draining = actuator.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use platform::{Db, EventLog};
+use platform::{Db, EventLog, Location};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum View {
@@ -51,11 +51,19 @@ pub async fn print_events(data_dir: &Path, from: i64, follow: bool) -> anyhow::R
 pub async fn rebuild(data_dir: &Path, view: View) -> anyhow::Result<()> {
     match view {
         View::Status => {
-            let db = Db::open(&data_dir.join("status.db"), &status::migrator()).await?;
+            let db = Db::open(
+                &Location::Sqlite(data_dir.join("status.db")),
+                &status::migrations(),
+            )
+            .await?;
             status::rebuild(&db).await?;
         }
         View::Notification => {
-            let db = Db::open(&data_dir.join("notification.db"), &notification::migrator()).await?;
+            let db = Db::open(
+                &Location::Sqlite(data_dir.join("notification.db")),
+                &notification::migrations(),
+            )
+            .await?;
             notification::rebuild(&db).await?;
         }
     }

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
+use platform::sql;
 use platform::{ApiError, Principal};
 
 use crate::domain::DeliveryAction;
@@ -31,11 +32,11 @@ async fn list(
     } else {
         Some(who.user_id)
     };
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM deliveries WHERE ?1 IS NULL OR status = 'Ready' OR rider_id = ?1 ORDER BY order_id DESC LIMIT 1000"
     ))
     .bind(rider)
-    .fetch_all(svc.db.reader())
+    .fetch_all(&svc.db)
     .await?;
     Ok(Json(rows.iter().map(Delivery::from_row).collect()))
 }
@@ -46,8 +47,9 @@ async fn show(
     Path(order_id): Path<i64>,
 ) -> Result<Json<Delivery>, ApiError> {
     who.require(&[Role::Rider, Role::Admin])?;
-    let mut conn = svc.db.reader().acquire().await?;
-    let d = record::load(&mut conn, order_id)
+    let d = svc
+        .db
+        .read(|conn| Box::pin(record::load(conn, order_id)))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no delivery for order {order_id}")))?;
     let open_or_mine = d.rider_id.is_none() || d.rider_id == Some(who.user_id);

@@ -10,13 +10,17 @@ use axum::extract::FromRef;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
 use platform::outbox::OutboxSignal;
+use platform::Conn;
 use platform::{Db, TokenKeys};
-use sqlx::SqliteConnection;
 
 pub use http::router;
 
-pub fn migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations")
+pub fn migrations() -> platform::Migrations {
+    platform::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+        mysql: sqlx::migrate!("./migrations/mysql"),
+    }
 }
 
 #[derive(Clone)]
@@ -45,7 +49,7 @@ impl EventHandler for DeliveryEvents {
         event_type == EventType::CookFinished
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+    async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
         record::open(conn, &event.facts()).await?;
         Ok(())
     }

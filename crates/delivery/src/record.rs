@@ -1,8 +1,8 @@
 use contracts::event::OrderFacts;
 use contracts::{Event, EventType};
+use platform::sql;
+use platform::Conn;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use crate::domain::{self, DeliveryAction, DeliveryStatus, IllegalDeliveryTransition};
@@ -30,7 +30,7 @@ pub struct Delivery {
 pub const COLUMNS: &str = "order_id, store_id, customer_id, menu_name, qty, price, address, status, rider_id, version, created_at, updated_at, correlation_id";
 
 impl Delivery {
-    pub fn from_row(r: &SqliteRow) -> Delivery {
+    pub fn from_row(r: &sql::Row) -> Delivery {
         Delivery {
             order_id: r.get(0),
             store_id: r.get(1),
@@ -63,11 +63,8 @@ impl Delivery {
     }
 }
 
-pub async fn load(
-    conn: &mut SqliteConnection,
-    order_id: i64,
-) -> Result<Option<Delivery>, sqlx::Error> {
-    let row = sqlx::query(&format!(
+pub async fn load(conn: &mut Conn, order_id: i64) -> Result<Option<Delivery>, sqlx::Error> {
+    let row = sql::query(format!(
         "SELECT {COLUMNS} FROM deliveries WHERE order_id = ?"
     ))
     .bind(order_id)
@@ -76,12 +73,14 @@ pub async fn load(
     Ok(row.as_ref().map(Delivery::from_row))
 }
 
-pub async fn open(conn: &mut SqliteConnection, facts: &OrderFacts) -> Result<(), sqlx::Error> {
+pub async fn open(conn: &mut Conn, facts: &OrderFacts) -> Result<(), sqlx::Error> {
     let now = platform::clock::now_ms();
-    sqlx::query(
+    sql::query(sql::insert_ignoring_duplicates(
+        conn.backend(),
         "INSERT INTO deliveries (order_id, store_id, customer_id, menu_name, qty, price, address, status, correlation_id, version, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'Ready', ?, 1, ?, ?) ON CONFLICT (order_id) DO NOTHING",
-    )
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'Ready', ?, 1, ?, ?)",
+        "(order_id)",
+    ))
     .bind(facts.order_id)
     .bind(facts.store_id)
     .bind(facts.customer_id)
@@ -111,7 +110,7 @@ pub enum ChangeError {
 
 /// A rider picks up or completes; only the rider who picked up completes.
 pub async fn change(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     order_id: i64,
     action: DeliveryAction,
     rider_id: i64,
@@ -130,7 +129,7 @@ pub async fn change(
     } else {
         current.rider_id
     };
-    sqlx::query("UPDATE deliveries SET status = ?, rider_id = ?, version = version + 1, updated_at = ? WHERE order_id = ?")
+    sql::query("UPDATE deliveries SET status = ?, rider_id = ?, version = version + 1, updated_at = ? WHERE order_id = ?")
         .bind(to.as_str())
         .bind(rider)
         .bind(now)

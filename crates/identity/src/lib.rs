@@ -7,12 +7,16 @@ use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::Role;
+use platform::sql;
 use platform::{ApiError, ApiJson, Db, Principal, TokenKeys};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-pub fn migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations")
+pub fn migrations() -> platform::Migrations {
+    platform::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+        mysql: sqlx::migrate!("./migrations/mysql"),
+    }
 }
 
 #[derive(Clone)]
@@ -79,8 +83,8 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 
 /// Creates the demo accounts unless users exist already.
 pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(db.reader())
+    let count: i64 = sql::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db)
         .await?;
     if count > 0 {
         return Ok(());
@@ -97,7 +101,7 @@ pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
     db.write(move |tx| {
         Box::pin(async move {
             for (user, hash) in DEMO_USERS.iter().zip(hashes) {
-                sqlx::query("INSERT INTO users (id, username, password_hash, role, store_id) VALUES (?, ?, ?, ?, ?)")
+                sql::query("INSERT INTO users (id, username, password_hash, role, store_id) VALUES (?, ?, ?, ?, ?)")
                     .bind(user.id)
                     .bind(user.username)
                     .bind(hash)
@@ -141,9 +145,9 @@ async fn login(
     State(id): State<Identity>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let row = sqlx::query("SELECT id, password_hash, role, store_id FROM users WHERE username = ?")
+    let row = sql::query("SELECT id, password_hash, role, store_id FROM users WHERE username = ?")
         .bind(&req.username)
-        .fetch_optional(id.db.reader())
+        .fetch_optional(&id.db)
         .await?;
     let refused = || ApiError::unauthorized("wrong username or password");
     let Some(row) = row else {
@@ -220,14 +224,16 @@ async fn register(
         .db
         .write(move |conn| {
             Box::pin(async move {
-                let inserted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO users (username, password_hash, role) VALUES (?, ?, 'customer')
-             ON CONFLICT (username) DO NOTHING RETURNING id",
-                )
-                .bind(&name)
-                .bind(hash)
-                .fetch_optional(conn)
-                .await?;
+                let insert = sql::insert_ignoring_duplicates(
+                    conn.backend(),
+                    "INSERT INTO users (username, password_hash, role) VALUES (?, ?, 'customer')",
+                    "(username)",
+                );
+                let inserted: Option<i64> = sql::query_scalar(format!("{insert} RETURNING id"))
+                    .bind(&name)
+                    .bind(hash)
+                    .fetch_optional(conn)
+                    .await?;
                 inserted.ok_or_else(|| {
                     ApiError::new(
                         axum::http::StatusCode::CONFLICT,

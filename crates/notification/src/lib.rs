@@ -17,15 +17,20 @@ use axum::{Json, Router};
 use contracts::{Event, EventType, Role};
 use futures::Stream;
 use platform::consumer::{self, EventHandler, HandlerError};
+use platform::sql;
+use platform::Conn;
 use platform::{ApiError, Db, Principal, TokenKeys};
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqliteConnection};
 use tokio::sync::watch;
 
 pub use message::recipients_and_message;
 
-pub fn migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations")
+pub fn migrations() -> platform::Migrations {
+    platform::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+        mysql: sqlx::migrate!("./migrations/mysql"),
+    }
 }
 
 pub const CONSUMER: &str = "notification";
@@ -75,12 +80,14 @@ impl EventHandler for NotificationEvents {
         true
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, ev: &Event) -> Result<(), HandlerError> {
+    async fn handle(&self, conn: &mut Conn, ev: &Event) -> Result<(), HandlerError> {
         for (recipient, text) in recipients_and_message(ev) {
-            sqlx::query(
+            sql::query(sql::insert_ignoring_duplicates(
+                conn.backend(),
                 "INSERT INTO notifications (recipient, order_id, event_id, event_type, message, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, recipient) DO NOTHING",
-            )
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                "(event_id, recipient)",
+            ))
             .bind(recipient)
             .bind(ev.order_id)
             .bind(ev.event_id.to_string())
@@ -102,7 +109,7 @@ impl EventHandler for NotificationEvents {
 pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
     db.write(move |conn| {
         Box::pin(async move {
-            sqlx::query("DELETE FROM notifications")
+            sql::query("DELETE FROM notifications")
                 .execute(&mut *conn)
                 .await?;
             consumer::reset(conn, CONSUMER).await
@@ -148,7 +155,7 @@ async fn fetch(
             v.get(1).cloned().or_else(|| v.first().cloned()),
         ),
     };
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT id, recipient, order_id, event_id, event_type, message, created_at FROM notifications
          WHERE id > ?1 AND (?2 IS NULL OR recipient = ?2 OR recipient = ?3) ORDER BY id LIMIT ?4",
     )
@@ -156,7 +163,7 @@ async fn fetch(
     .bind(a)
     .bind(b)
     .bind(limit)
-    .fetch_all(db.reader())
+    .fetch_all(db)
     .await?;
     Ok(rows
         .iter()

@@ -3,11 +3,11 @@
 //! payment call never settled (its process died mid-call) is failed, which
 //! refunds a payment that went through anyway.
 
+use platform::sql;
 use std::time::Duration;
 
 use contracts::OrderStatus;
 use platform::shutdown::Shutdown;
-use sqlx::Row;
 use tokio::task::JoinHandle;
 
 use crate::domain::OrderAction;
@@ -24,11 +24,11 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError>
 
     let settle = svc.config.payment_timeout * 2 + PAYMENT_SETTLE_MARGIN;
     let stale_payment = now - settle.as_millis() as i64;
-    let ids: Vec<i64> = sqlx::query(
+    let ids: Vec<i64> = sql::query(
         "SELECT id FROM orders WHERE status = 'PaymentPending' AND created_at < ? LIMIT 100",
     )
     .bind(stale_payment)
-    .fetch_all(svc.db.reader())
+    .fetch_all(&svc.db)
     .await?
     .iter()
     .map(|r| r.get(0))
@@ -58,11 +58,11 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError>
     }
 
     let deadline = now - svc.config.store_deadline.as_millis() as i64;
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM orders WHERE status = 'Ordered' AND updated_at < ? ORDER BY id LIMIT 100"
     ))
     .bind(deadline)
-    .fetch_all(svc.db.reader())
+    .fetch_all(&svc.db)
     .await?;
     for order in rows.iter().map(Order::from_row) {
         debug_assert_eq!(order.status, OrderStatus::Ordered);

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
 use platform::outbox::OutboxSignal;
-use sqlx::SqliteConnection;
+use platform::Conn;
 
 use crate::domain::OrderAction;
 use crate::record::{self, ChangeError};
@@ -34,7 +34,7 @@ impl EventHandler for OrderEvents {
         action_for(event_type).is_some()
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+    async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
         let Some(action) = action_for(event.event_type) else {
             return Ok(());
         };

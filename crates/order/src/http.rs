@@ -6,10 +6,10 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
 use contracts::{OrderStatus, Role};
+use platform::sql;
 use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::clients::{ClientError, PaymentOutcome, PaymentRequest, StoreCancel};
@@ -117,7 +117,7 @@ async fn place(
         let (menu, address) = (menu.clone(), address.clone());
         let now = platform::clock::now_ms();
         svc.db.write(move |tx| Box::pin(async move {
-            let id: i64 = sqlx::query(
+            let id: i64 = sql::query(
                 "INSERT INTO orders (customer_id, store_id, menu_id, menu_name, qty, unit_price, price, address, status, correlation_id, version, created_at, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PaymentPending', ?, 1, ?, ?) RETURNING id",
             )
@@ -160,7 +160,7 @@ async fn place(
             Box::pin(async move {
                 let result = match &settled {
                     Ok(PaymentOutcome::Approved { payment_id }) => {
-                        sqlx::query("UPDATE orders SET payment_id = ? WHERE id = ?")
+                        sql::query("UPDATE orders SET payment_id = ? WHERE id = ?")
                             .bind(payment_id)
                             .bind(id)
                             .execute(&mut *tx)
@@ -241,12 +241,12 @@ async fn list(
     let sql = format!(
         "SELECT {COLUMNS} FROM orders WHERE {filter} AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4"
     );
-    let rows = sqlx::query(&sql)
+    let rows = sql::query(&sql)
         .bind(owner_id)
         .bind(status.map(|s| s.as_str()))
         .bind(limit)
         .bind(offset)
-        .fetch_all(svc.db.reader())
+        .fetch_all(&svc.db)
         .await?;
     Ok(Json(rows.iter().map(Order::from_row).collect()))
 }
@@ -254,8 +254,9 @@ async fn list(
 /// The order if `who` may see it; someone else's order is answered 404, as
 /// if it did not exist, so ids reveal nothing.
 async fn visible(svc: &OrderService, who: &Principal, id: i64) -> Result<Order, ApiError> {
-    let mut conn = svc.db.reader().acquire().await?;
-    let order = record::load(&mut conn, id)
+    let order = svc
+        .db
+        .read(|conn| Box::pin(record::load(conn, id)))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order {id} not found")))?;
     let mine = match who.role {

@@ -2,9 +2,9 @@
 
 use contracts::event::OrderFacts;
 use contracts::{Event, EventType, OrderStatus};
+use platform::sql;
+use platform::Conn;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use crate::domain::{self, IllegalTransition, OrderAction};
@@ -37,7 +37,7 @@ pub struct Order {
 pub const COLUMNS: &str = "id, customer_id, store_id, menu_id, menu_name, qty, unit_price, price, address, status, reason, correlation_id, version, created_at, updated_at";
 
 impl Order {
-    pub fn from_row(r: &SqliteRow) -> Order {
+    pub fn from_row(r: &sql::Row) -> Order {
         let status: String = r.get(9);
         let status = OrderStatus::parse(&status).unwrap_or(OrderStatus::PaymentPending);
         let correlation: String = r.get(11);
@@ -77,8 +77,8 @@ impl Order {
     }
 }
 
-pub async fn load(conn: &mut SqliteConnection, id: i64) -> Result<Option<Order>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?"))
+pub async fn load(conn: &mut Conn, id: i64) -> Result<Option<Order>, sqlx::Error> {
+    let row = sql::query(format!("SELECT {COLUMNS} FROM orders WHERE id = ?"))
         .bind(id)
         .fetch_optional(conn)
         .await?;
@@ -110,7 +110,7 @@ fn event_for(action: OrderAction) -> Option<EventType> {
 /// Applies `action` to order `id` in the caller's transaction, with its
 /// event in the outbox of the same transaction.
 pub async fn change(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     action: OrderAction,
     actor: &str,
@@ -119,7 +119,7 @@ pub async fn change(
     let order = load(conn, id).await?.ok_or(ChangeError::NotFound(id))?;
     let to = domain::next(order.status, action)?;
     let now = platform::clock::now_ms();
-    sqlx::query(
+    sql::query(
         "UPDATE orders SET status = ?, reason = COALESCE(?, reason), version = version + 1, updated_at = ? WHERE id = ?",
     )
     .bind(to.as_str())

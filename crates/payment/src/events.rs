@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
 use platform::outbox::OutboxSignal;
-use sqlx::SqliteConnection;
+use platform::Conn;
 
 pub struct PaymentEvents {
     pub outbox: OutboxSignal,
@@ -24,7 +24,7 @@ impl EventHandler for PaymentEvents {
         )
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+    async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
         let reason = match event.event_type {
             EventType::MenuCancelled => "order cancelled",
             EventType::OrderRejected => "order rejected by the store",

@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
 use contracts::Role;
+use platform::sql;
 use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -71,11 +72,11 @@ async fn list(
         Role::Admin => ("? = 0", 0),
         Role::Rider => return Err(ApiError::forbidden("riders see no payments")),
     };
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM payments WHERE {filter} ORDER BY id DESC LIMIT 1000"
     ))
     .bind(id)
-    .fetch_all(svc.db.reader())
+    .fetch_all(&svc.db)
     .await?;
     Ok(Json(rows.iter().map(Payment::from_row).collect()))
 }
@@ -85,8 +86,9 @@ async fn show(
     who: Principal,
     Path(order_id): Path<i64>,
 ) -> Result<Json<Payment>, ApiError> {
-    let mut conn = svc.db.reader().acquire().await?;
-    let payment = crate::record::by_order(&mut conn, order_id)
+    let payment = svc
+        .db
+        .read(|conn| Box::pin(crate::record::by_order(conn, order_id)))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))?;
     let mine = match who.role {

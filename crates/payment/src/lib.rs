@@ -15,8 +15,12 @@ pub use events::PaymentEvents;
 pub use http::router;
 pub use record::{Payment, PaymentStatus};
 
-pub fn migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations")
+pub fn migrations() -> platform::Migrations {
+    platform::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+        mysql: sqlx::migrate!("./migrations/mysql"),
+    }
 }
 
 /// The documented test card that is always declined.

@@ -1,8 +1,8 @@
 use contracts::event::OrderFacts;
 use contracts::{Event, EventType};
+use platform::sql;
+use platform::Conn;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum PaymentStatus {
@@ -58,7 +58,7 @@ pub struct Payment {
 pub const COLUMNS: &str = "id, order_id, customer_id, store_id, amount, menu_name, qty, address, status, card_last4, reason, version, created_at, updated_at";
 
 impl Payment {
-    pub fn from_row(r: &SqliteRow) -> Payment {
+    pub fn from_row(r: &sql::Row) -> Payment {
         Payment {
             id: r.get(0),
             order_id: r.get(1),
@@ -78,11 +78,8 @@ impl Payment {
     }
 }
 
-pub async fn by_order(
-    conn: &mut SqliteConnection,
-    order_id: i64,
-) -> Result<Option<Payment>, sqlx::Error> {
-    let row = sqlx::query(&format!(
+pub async fn by_order(conn: &mut Conn, order_id: i64) -> Result<Option<Payment>, sqlx::Error> {
+    let row = sql::query(format!(
         "SELECT {COLUMNS} FROM payments WHERE order_id = ?"
     ))
     .bind(order_id)
@@ -92,14 +89,14 @@ pub async fn by_order(
 }
 
 async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     facts: &OrderFacts,
     status: PaymentStatus,
     card_last4: Option<&str>,
     reason: Option<&str>,
 ) -> Result<Payment, sqlx::Error> {
     let now = platform::clock::now_ms();
-    sqlx::query(
+    sql::query(
         "INSERT INTO payments (order_id, customer_id, store_id, amount, menu_name, qty, address, status, card_last4, reason, correlation_id, version, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
     )
@@ -132,7 +129,7 @@ fn event(event_type: EventType, p: &Payment, facts: &OrderFacts, actor: &str) ->
 
 /// Pays once per order (see [`crate::PaymentService::pay`]).
 pub async fn pay(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     facts: &OrderFacts,
     card: Option<&str>,
     actor: &str,
@@ -163,7 +160,7 @@ pub async fn pay(
 /// Refunds the order's payment if one was taken; remembers an order that
 /// gave up before paying so that a late payment is refused.
 pub async fn refund(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     facts: &OrderFacts,
     actor: &str,
     reason: &str,
@@ -174,7 +171,7 @@ pub async fn refund(
         }
         Some(p) if p.payment_status == PaymentStatus::Approved => {
             let now = platform::clock::now_ms();
-            sqlx::query("UPDATE payments SET status = 'Refunded', reason = ?, version = version + 1, updated_at = ? WHERE id = ?")
+            sql::query("UPDATE payments SET status = 'Refunded', reason = ?, version = version + 1, updated_at = ? WHERE id = ?")
                 .bind(reason)
                 .bind(now)
                 .bind(p.id)

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sql;
 use async_trait::async_trait;
 use contracts::{Event, EventType};
 use serde::Serialize;
-use sqlx::{Connection, Row, SqliteConnection};
 use tokio::task::JoinHandle;
 
-use crate::db::Db;
+use crate::db::{Conn, Db};
 use crate::event_log::{EventLog, LoggedEvent};
 use crate::shutdown::Shutdown;
 
@@ -36,7 +36,7 @@ pub trait EventHandler: Send + Sync + 'static {
     fn wants(&self, event_type: EventType) -> bool;
 
     /// Applies one event inside the consumer's transaction.
-    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError>;
+    async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError>;
 
     /// Called after a transaction with applied events committed, e.g. to
     /// wake the outbox relay or push live notifications.
@@ -49,39 +49,38 @@ const BATCH: i64 = 256;
 
 pub async fn position(db: &Db, consumer: &str) -> Result<i64, sqlx::Error> {
     let pos: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM consumer_cursor WHERE consumer = ?")
+        sql::query_scalar("SELECT position FROM consumer_cursor WHERE consumer = ?")
             .bind(consumer)
-            .fetch_optional(db.reader())
+            .fetch_optional(db)
             .await?;
     Ok(pos.unwrap_or(0))
 }
 
-async fn set_position(
-    conn: &mut SqliteConnection,
-    consumer: &str,
-    pos: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO consumer_cursor (consumer, position) VALUES (?, ?)
-         ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
-    )
-    .bind(consumer)
-    .bind(pos)
-    .execute(conn)
-    .await?;
+async fn set_position(conn: &mut Conn, consumer: &str, pos: i64) -> Result<(), sqlx::Error> {
+    let upsert = sql::upsert(
+        conn.backend(),
+        "INSERT INTO consumer_cursor (consumer, position) VALUES (?1, ?2)",
+        "(consumer)",
+        "position = ?2",
+    );
+    sql::query(upsert)
+        .bind(consumer)
+        .bind(pos)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-async fn already_handled(conn: &mut SqliteConnection, event_id: &str) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM inbox WHERE event_id = ?")
+async fn already_handled(conn: &mut Conn, event_id: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sql::query_scalar("SELECT COUNT(*) FROM inbox WHERE event_id = ?")
         .bind(event_id)
-        .fetch_optional(conn)
+        .fetch_one(conn)
         .await?;
-    Ok(found.is_some())
+    Ok(found > 0)
 }
 
-async fn mark_handled(conn: &mut SqliteConnection, event_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO inbox (event_id, handled_at) VALUES (?, ?)")
+async fn mark_handled(conn: &mut Conn, event_id: &str) -> Result<(), sqlx::Error> {
+    sql::query("INSERT INTO inbox (event_id, handled_at) VALUES (?, ?)")
         .bind(event_id)
         .bind(crate::clock::now_ms())
         .execute(conn)
@@ -98,7 +97,7 @@ enum Outcome {
 /// effect and its inbox row both land, or neither.
 async fn apply(
     handler: &dyn EventHandler,
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     logged: &LoggedEvent,
 ) -> Result<Outcome, HandlerError> {
     let Some(event_type) = EventType::parse(&logged.event_type) else {
@@ -109,7 +108,7 @@ async fn apply(
     }
     let event: Event = serde_json::from_str(&logged.payload)
         .map_err(|e| HandlerError::Rejected(format!("malformed event: {e}")))?;
-    let mut savepoint = conn.begin().await?;
+    let mut savepoint = conn.savepoint().await?;
     handler.handle(&mut savepoint, &event).await?;
     mark_handled(&mut savepoint, &logged.event_id).await?;
     savepoint.commit().await?;
@@ -206,7 +205,7 @@ pub(crate) async fn bury(
     let (logged, error) = (logged.clone(), error.to_string());
     db.write(move |conn| {
         Box::pin(async move {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
@@ -330,11 +329,11 @@ pub struct DeadLetter {
 }
 
 pub async fn dead_letters(db: &Db, consumer: &str) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT id, log_seq, event_id, event_type, order_id, payload, error, attempts, created_at
          FROM dead_letters ORDER BY id",
     )
-    .fetch_all(db.reader())
+    .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
@@ -373,7 +372,7 @@ pub async fn replay(handler: &Arc<dyn EventHandler>, db: &Db, id: i64) -> Result
     let result = db
         .write(move |conn| {
             Box::pin(async move {
-                let row = sqlx::query(
+                let row = sql::query(
                     "SELECT log_seq, event_id, event_type, order_id, payload FROM dead_letters WHERE id = ?",
                 )
                 .bind(id)
@@ -390,7 +389,7 @@ pub async fn replay(handler: &Arc<dyn EventHandler>, db: &Db, id: i64) -> Result
                 apply(h.as_ref(), conn, &logged)
                     .await
                     .map_err(|e| ReplayError::FailedAgain(e.to_string()))?;
-                sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+                sql::query("DELETE FROM dead_letters WHERE id = ?")
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;
@@ -407,7 +406,7 @@ pub async fn replay(handler: &Arc<dyn EventHandler>, db: &Db, id: i64) -> Result
             let message = error.clone();
             db.write(move |conn| {
                 Box::pin(async move {
-                    sqlx::query(
+                    sql::query(
                         "UPDATE dead_letters SET attempts = attempts + 1, error = ? WHERE id = ?",
                     )
                     .bind(message)
@@ -427,7 +426,7 @@ pub async fn replay(handler: &Arc<dyn EventHandler>, db: &Db, id: i64) -> Result
 pub async fn discard(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
     db.write(move |conn| {
         Box::pin(async move {
-            let done = sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+            let done = sql::query("DELETE FROM dead_letters WHERE id = ?")
                 .bind(id)
                 .execute(conn)
                 .await?;
@@ -439,9 +438,9 @@ pub async fn discard(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
 
 /// Forgets what the consumer handled so that it reads the whole log again;
 /// the caller clears its read model in the same transaction.
-pub async fn reset(conn: &mut SqliteConnection, consumer: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM inbox").execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM dead_letters")
+pub async fn reset(conn: &mut Conn, consumer: &str) -> Result<(), sqlx::Error> {
+    sql::query("DELETE FROM inbox").execute(&mut *conn).await?;
+    sql::query("DELETE FROM dead_letters")
         .execute(&mut *conn)
         .await?;
     set_position(conn, consumer, 0).await

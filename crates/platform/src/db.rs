@@ -1,19 +1,32 @@
-//! A service's own SQLite database: one write connection owned by a
-//! group-commit task (SQLite allows one writer at a time; see
-//! [`crate::writer`]) and a pool of readers, in WAL mode so readers never
-//! wait for the writer.
+//! A service's own database: SQLite (a file, the all-in-one default),
+//! PostgreSQL or MySQL/MariaDB, picked by its URL.
+//!
+//! Every write goes through one group-commit task per process (see
+//! [`crate::writer`]) and, inside the database, through one write lock: on
+//! SQLite that is `BEGIN IMMEDIATE`, on the servers a row lock on
+//! `write_lock` taken first in each transaction. So a service's writes are
+//! serialized the same way on every backend and across replicas sharing a
+//! database, and the read-check-write steps of the state machines need no
+//! per-statement locking. Reads go to a pool and never wait for the writer.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migrate, MigrateDatabase, Migrator};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::SqliteConnection;
+use sqlx::{Database, Pool};
 
+use crate::sql::Backend;
 use crate::writer::Writer;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,64 +35,194 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database URL {0:?}: expected a file path, sqlite://PATH, postgres://... or mysql://... (mariadb://...)")]
+    Url(String),
 }
 
-#[derive(Clone, Debug)]
-pub struct Db {
-    pool: SqlitePool,
-    writer: Writer,
-    reader: SqlitePool,
+/// Where a service keeps its data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+    MySql(String),
 }
+
+impl FromStr for Location {
+    type Err = DbError;
+
+    fn from_str(s: &str) -> Result<Self, DbError> {
+        let s = s.trim();
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Location::Postgres(s.to_string()))
+        } else if s.starts_with("mysql://") {
+            Ok(Location::MySql(s.to_string()))
+        } else if let Some(rest) = s.strip_prefix("mariadb://") {
+            Ok(Location::MySql(format!("mysql://{rest}")))
+        } else if let Some(path) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            Ok(Location::Sqlite(PathBuf::from(path)))
+        } else if s.is_empty() || s.contains("://") {
+            Err(DbError::Url(s.to_string()))
+        } else {
+            Ok(Location::Sqlite(PathBuf::from(s)))
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    /// Shows where the data is without the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            Location::Postgres(u) | Location::MySql(u) => match url::Url::parse(u) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("***"));
+                    }
+                    write!(f, "{parsed}")
+                }
+                Err(_) => f.write_str("(unparsable URL)"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Location {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Location::Sqlite(_) => Backend::Sqlite,
+            Location::Postgres(_) => Backend::Postgres,
+            Location::MySql(_) => Backend::MySql,
+        }
+    }
+}
+
+/// A schema's migrations, one folder per backend.
+pub struct Migrations {
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+    pub mysql: Migrator,
+}
+
+impl Migrations {
+    fn platform() -> Migrations {
+        Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+            mysql: sqlx::migrate!("./migrations/mysql"),
+        }
+    }
+}
+
+pub(crate) enum Pools {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+struct Inner {
+    pools: Pools,
+    writer: Writer,
+    location: Location,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Db({})", self.inner.location)
+    }
+}
+
+const SERVER_POOL: u32 = 10;
 
 impl Db {
-    /// Opens (creating if needed) a service's database file and runs the
+    /// Opens (creating if needed) a service's database and runs the
     /// platform's tables (outbox, inbox, ...) then the service's own
     /// migrations, whose versions start at 100.
-    pub async fn open(path: &Path, migrator: &Migrator) -> Result<Db, DbError> {
-        let platform = sqlx::migrate!("./migrations");
-        Db::open_with(path, &[&platform, migrator]).await
+    pub async fn open(location: &Location, migrations: &Migrations) -> Result<Db, DbError> {
+        Db::open_with(location, &[&Migrations::platform(), migrations]).await
     }
 
-    /// Opens the database file and runs each migration set in turn; the sets
+    /// Opens a SQLite file with only the given migrations (the embedded
+    /// event log keeps no outbox of its own).
+    pub async fn open_sqlite(path: &Path, migrator: &Migrator) -> Result<Db, DbError> {
+        let location = Location::Sqlite(path.to_path_buf());
+        let pools = open_sqlite(path, &[migrator]).await?;
+        Ok(Db::start(location, pools))
+    }
+
+    /// Opens the database and runs each migration set in turn; the sets
     /// share one history table, so each ignores the others' versions.
-    pub async fn open_with(path: &Path, migrators: &[&Migrator]) -> Result<Db, DbError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))?;
+    pub async fn open_with(location: &Location, sets: &[&Migrations]) -> Result<Db, DbError> {
+        let pools = match location {
+            Location::Sqlite(path) => {
+                let sets: Vec<&Migrator> = sets.iter().map(|m| &m.sqlite).collect();
+                open_sqlite(path, &sets).await?
+            }
+            Location::Postgres(url) => {
+                create_if_missing::<Postgres>(url).await?;
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(SERVER_POOL)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                let sets: Vec<&Migrator> = sets.iter().map(|m| &m.postgres).collect();
+                migrate(&pool, &sets).await?;
+                Pools::Postgres(pool)
+            }
+            Location::MySql(url) => {
+                create_if_missing::<MySql>(url).await?;
+                let options = MySqlConnectOptions::from_str(url)?;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(SERVER_POOL)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                let sets: Vec<&Migrator> = sets.iter().map(|m| &m.mysql).collect();
+                migrate(&pool, &sets).await?;
+                Pools::MySql(pool)
+            }
+        };
+        Ok(Db::start(location.clone(), pools))
+    }
+
+    fn start(location: Location, pools: Pools) -> Db {
+        let writer = Writer::start(WritePool::of(&pools));
+        Db {
+            inner: Arc::new(Inner {
+                pools,
+                writer,
+                location,
+            }),
         }
-        let url = format!("sqlite://{}", path.display());
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an acknowledged write survives power loss, not only a
-            // crash of the process.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await?;
-        for migrator in migrators {
-            let mut set = Migrator {
-                migrations: migrator.migrations.clone(),
-                ..Migrator::DEFAULT
-            };
-            set.set_ignore_missing(true);
-            set.run(&pool).await?;
-        }
-        let writer = Writer::start(pool.acquire().await?);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Db {
-            pool,
-            writer,
-            reader,
-        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.location.backend()
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.inner.location
+    }
+
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.inner.pools
     }
 
     /// Runs a write in the next group commit and returns its result once
@@ -89,23 +232,345 @@ impl Db {
     where
         T: Send + 'static,
         E: From<sqlx::Error> + Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
     {
-        self.writer.write(work).await
+        self.inner.writer.write(work).await
     }
 
-    pub fn reader(&self) -> &SqlitePool {
-        &self.reader
+    /// Runs several reads on one consistent snapshot of the database.
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, E>>,
+    {
+        let mut conn = self.read_conn().await?;
+        let begin = match self.backend() {
+            Backend::Sqlite => "BEGIN",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            Backend::MySql => "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+        };
+        if self.backend() == Backend::MySql {
+            conn.raw("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .await?;
+        }
+        conn.begin(begin).await?;
+        let result = work(&mut conn).await;
+        conn.finish("ROLLBACK").await?;
+        result
+    }
+
+    async fn read_conn(&self) -> Result<Conn, sqlx::Error> {
+        Ok(Conn::new(match &self.inner.pools {
+            Pools::Sqlite { reader, .. } => Owned::Sqlite(reader.acquire().await?),
+            Pools::Postgres(p) => Owned::Postgres(p.acquire().await?),
+            Pools::MySql(p) => Owned::MySql(p.acquire().await?),
+        }))
     }
 
     /// True when a trivial query answers; used by readiness.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
+        crate::sql::query("SELECT 1").execute(self).await.is_ok()
     }
 
     pub async fn close(&self) {
-        self.writer.stop().await;
-        self.pool.close().await;
-        self.reader.close().await;
+        self.inner.writer.stop().await;
+        match &self.inner.pools {
+            Pools::Sqlite { writer, reader } => {
+                writer.close().await;
+                reader.close().await;
+            }
+            Pools::Postgres(p) => p.close().await,
+            Pools::MySql(p) => p.close().await,
+        }
+    }
+}
+
+async fn open_sqlite(path: &Path, sets: &[&Migrator]) -> Result<Pools, DbError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: an acknowledged write survives power loss, not only a
+        // crash of the process.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone())
+        .await?;
+    migrate(&writer, sets).await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok(Pools::Sqlite { writer, reader })
+}
+
+async fn migrate<DB>(pool: &Pool<DB>, sets: &[&Migrator]) -> Result<(), DbError>
+where
+    DB: Database,
+    DB::Connection: Migrate,
+{
+    for migrator in sets {
+        let mut set = Migrator {
+            migrations: migrator.migrations.clone(),
+            ..Migrator::DEFAULT
+        };
+        set.set_ignore_missing(true);
+        set.run(pool).await?;
+    }
+    Ok(())
+}
+
+/// Creates a server database on first start, so a fresh fleet needs no
+/// setup beyond a server and a user allowed to create databases.
+async fn create_if_missing<DB: MigrateDatabase>(url: &str) -> Result<(), DbError> {
+    if DB::database_exists(url).await? {
+        return Ok(());
+    }
+    if let Err(e) = DB::create_database(url).await {
+        // Another replica may have created it a moment ago.
+        if !DB::database_exists(url).await? {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Where the writer gets its connection for each batch.
+#[derive(Clone)]
+pub(crate) enum WritePool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+impl WritePool {
+    fn of(pools: &Pools) -> WritePool {
+        match pools {
+            Pools::Sqlite { writer, .. } => WritePool::Sqlite(writer.clone()),
+            Pools::Postgres(p) => WritePool::Postgres(p.clone()),
+            Pools::MySql(p) => WritePool::MySql(p.clone()),
+        }
+    }
+
+    /// A connection in a transaction that holds the database's write lock.
+    pub(crate) async fn begin(&self) -> Result<Conn, sqlx::Error> {
+        let mut conn = Conn::new(match self {
+            WritePool::Sqlite(p) => Owned::Sqlite(p.acquire().await?),
+            WritePool::Postgres(p) => Owned::Postgres(p.acquire().await?),
+            WritePool::MySql(p) => Owned::MySql(p.acquire().await?),
+        });
+        match conn.backend() {
+            // IMMEDIATE: take the write lock up front. A deferred
+            // transaction that must later upgrade fails at once instead of
+            // waiting its turn.
+            Backend::Sqlite => conn.begin("BEGIN IMMEDIATE").await?,
+            Backend::Postgres | Backend::MySql => {
+                conn.begin("BEGIN").await?;
+                conn.raw("SELECT id FROM write_lock WHERE id = 1 FOR UPDATE")
+                    .await?;
+            }
+        }
+        Ok(conn)
+    }
+}
+
+pub(crate) enum Owned {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+    MySql(PoolConnection<MySql>),
+}
+
+pub(crate) enum Handle<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+    MySql(&'a mut MySqlConnection),
+}
+
+/// A connection inside a transaction of [`Db::write`] or [`Db::read`].
+pub struct Conn {
+    owned: Owned,
+    in_transaction: bool,
+    savepoints: u32,
+    /// Savepoints dropped without commit; rolled back before the next
+    /// statement, since a destructor cannot wait for the database.
+    abandoned: Vec<String>,
+}
+
+impl Conn {
+    fn new(owned: Owned) -> Conn {
+        Conn {
+            owned,
+            in_transaction: false,
+            savepoints: 0,
+            abandoned: Vec::new(),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.owned {
+            Owned::Sqlite(_) => Backend::Sqlite,
+            Owned::Postgres(_) => Backend::Postgres,
+            Owned::MySql(_) => Backend::MySql,
+        }
+    }
+
+    pub(crate) fn handle(&mut self) -> Handle<'_> {
+        match &mut self.owned {
+            Owned::Sqlite(c) => Handle::Sqlite(c),
+            Owned::Postgres(c) => Handle::Postgres(c),
+            Owned::MySql(c) => Handle::MySql(c),
+        }
+    }
+
+    /// Runs a statement without parameters (transaction control).
+    /// Boxed where the lifetimes are concrete (see `sql::Query::execute`).
+    pub(crate) fn raw<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        use sqlx::Executor;
+        // The way sqlx's own transaction managers send these statements.
+        match self.handle() {
+            Handle::Sqlite(c) => Box::pin(async move { c.execute(sql).await.map(drop) }),
+            Handle::Postgres(c) => Box::pin(async move { c.execute(sql).await.map(drop) }),
+            Handle::MySql(c) => Box::pin(async move { c.execute(sql).await.map(drop) }),
+        }
+    }
+
+    pub(crate) async fn begin(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        self.raw(sql).await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Ends the transaction with `COMMIT` or `ROLLBACK`.
+    pub(crate) async fn finish(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        let result = self.raw(sql).await;
+        if result.is_ok() {
+            self.in_transaction = false;
+        }
+        result
+    }
+
+    /// Rolls back savepoints that were dropped without an outcome.
+    pub(crate) async fn settle(&mut self) -> Result<(), sqlx::Error> {
+        while let Some(name) = self.abandoned.pop() {
+            self.raw(&format!("ROLLBACK TO SAVEPOINT {name}")).await?;
+            self.raw(&format!("RELEASE SAVEPOINT {name}")).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a nested unit of work: its changes land with the enclosing
+    /// transaction on [`Savepoint::commit`], and are undone alone on
+    /// [`Savepoint::rollback`] or when it is dropped.
+    pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, sqlx::Error> {
+        self.settle().await?;
+        self.savepoints += 1;
+        let name = format!("sp{}", self.savepoints);
+        if let Err(e) = self.raw(&format!("SAVEPOINT {name}")).await {
+            self.savepoints -= 1;
+            return Err(e);
+        }
+        Ok(Savepoint {
+            conn: self,
+            name,
+            open: true,
+        })
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            // Never hand a connection with a half-done transaction back to
+            // the pool.
+            match &mut self.owned {
+                Owned::Sqlite(c) => c.close_on_drop(),
+                Owned::Postgres(c) => c.close_on_drop(),
+                Owned::MySql(c) => c.close_on_drop(),
+            }
+        }
+    }
+}
+
+pub struct Savepoint<'a> {
+    conn: &'a mut Conn,
+    name: String,
+    open: bool,
+}
+
+impl Savepoint<'_> {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.conn.settle().await?;
+        self.open = false;
+        self.conn.savepoints -= 1;
+        self.conn
+            .raw(&format!("RELEASE SAVEPOINT {}", self.name))
+            .await
+    }
+
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        self.conn.settle().await?;
+        self.open = false;
+        self.conn.savepoints -= 1;
+        let name = self.name.clone();
+        self.conn
+            .raw(&format!("ROLLBACK TO SAVEPOINT {name}"))
+            .await?;
+        self.conn.raw(&format!("RELEASE SAVEPOINT {name}")).await
+    }
+}
+
+impl std::ops::Deref for Savepoint<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl std::ops::DerefMut for Savepoint<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.savepoints -= 1;
+            self.conn.abandoned.push(std::mem::take(&mut self.name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_by_url() {
+        let l: Location = "postgres://root@127.0.0.1/order".parse().expect("valid");
+        assert_eq!(l.backend(), Backend::Postgres);
+        let l: Location = "mariadb://root@127.0.0.1/store".parse().expect("valid");
+        assert_eq!(l, Location::MySql("mysql://root@127.0.0.1/store".into()));
+        let l: Location = "sqlite://data/x.db".parse().expect("valid");
+        assert_eq!(l, Location::Sqlite("data/x.db".into()));
+        let l: Location = "data/x.db".parse().expect("valid");
+        assert_eq!(l, Location::Sqlite("data/x.db".into()));
+        assert!("redis://x".parse::<Location>().is_err());
+        assert!("".parse::<Location>().is_err());
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        let l: Location = "postgres://app:secret@db/order".parse().expect("valid");
+        assert_eq!(l.to_string(), "postgres://app:***@db/order");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use sqlx::Row;
+use crate::sql;
 use tokio::sync::watch;
 
 use crate::db::{Db, DbError};
@@ -37,9 +37,9 @@ pub struct EventLog {
 impl EventLog {
     pub async fn open(path: &Path) -> Result<EventLog, DbError> {
         let migrator = sqlx::migrate!("./log_migrations");
-        let db = Db::open_with(path, &[&migrator]).await?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(db.reader())
+        let db = Db::open_sqlite(path, &migrator).await?;
+        let last: i64 = sql::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&db)
             .await?;
         let (tip, _) = watch::channel(last);
         Ok(EventLog { db, tip })
@@ -58,7 +58,7 @@ impl EventLog {
             .write(move |conn| {
                 Box::pin(async move {
                     for ev in &events {
-                        sqlx::query(
+                        sql::query(
                             "INSERT INTO events (event_id, event_type, order_id, payload, source, logged_at)
                              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
                         )
@@ -71,7 +71,7 @@ impl EventLog {
                         .execute(&mut *conn)
                         .await?;
                     }
-                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) FROM events")
+                    sql::query_scalar::<i64>("SELECT COALESCE(MAX(seq), 0) FROM events")
                         .fetch_one(&mut *conn)
                         .await
                 })
@@ -87,13 +87,13 @@ impl EventLog {
         after: i64,
         limit: i64,
     ) -> Result<Vec<LoggedEvent>, sqlx::Error> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT seq, event_id, event_type, order_id, payload FROM events
              WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(self.db.reader())
+        .fetch_all(&self.db)
         .await?;
         Ok(rows
             .into_iter()
@@ -109,12 +109,12 @@ impl EventLog {
 
     /// Every event of one order, oldest first.
     pub async fn for_order(&self, order_id: i64) -> Result<Vec<LoggedEvent>, sqlx::Error> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT seq, event_id, event_type, order_id, payload FROM events
              WHERE order_id = ? ORDER BY seq",
         )
         .bind(order_id)
-        .fetch_all(self.db.reader())
+        .fetch_all(&self.db)
         .await?;
         Ok(rows
             .into_iter()

@@ -3,13 +3,13 @@
 //! reused for a different request is refused; a key whose first request is
 //! still running answers 409.
 
+use crate::sql;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::auth::{token_from_parts, TokenKeys};
 use crate::db::Db;
@@ -132,17 +132,17 @@ async fn claim(
     let now = crate::clock::now_ms();
     db.write(move |conn| {
         Box::pin(async move {
-            let row = sqlx::query(
+            let row = sql::query(
                 "SELECT fingerprint, status, body, content_type, created_at FROM idempotency_keys
-                 WHERE principal = ? AND key = ?",
+                 WHERE principal = ? AND idem_key = ?",
             )
             .bind(&principal)
             .bind(&key)
             .fetch_optional(&mut *conn)
             .await?;
             let Some(row) = row else {
-                sqlx::query(
-                    "INSERT INTO idempotency_keys (principal, key, fingerprint, created_at) VALUES (?, ?, ?, ?)",
+                sql::query(
+                    "INSERT INTO idempotency_keys (principal, idem_key, fingerprint, created_at) VALUES (?, ?, ?, ?)",
                 )
                 .bind(&principal)
                 .bind(&key)
@@ -166,7 +166,7 @@ async fn claim(
                     row.get(3),
                 )),
                 None if now - row.get::<i64, _>(4) > STALE_MS => {
-                    sqlx::query("UPDATE idempotency_keys SET created_at = ? WHERE principal = ? AND key = ?")
+                    sql::query("UPDATE idempotency_keys SET created_at = ? WHERE principal = ? AND idem_key = ?")
                         .bind(now)
                         .bind(&principal)
                         .bind(&key)
@@ -197,15 +197,15 @@ async fn record(
         Box::pin(async move {
             if status.is_server_error() {
                 // A failure the client may retry: free the key instead of pinning it.
-                sqlx::query("DELETE FROM idempotency_keys WHERE principal = ? AND key = ?")
+                sql::query("DELETE FROM idempotency_keys WHERE principal = ? AND idem_key = ?")
                     .bind(&principal)
                     .bind(&key)
                     .execute(conn)
                     .await?;
                 return Ok(());
             }
-            sqlx::query(
-                "UPDATE idempotency_keys SET status = ?, body = ?, content_type = ? WHERE principal = ? AND key = ?",
+            sql::query(
+                "UPDATE idempotency_keys SET status = ?, body = ?, content_type = ? WHERE principal = ? AND idem_key = ?",
             )
             .bind(status.as_u16() as i64)
             .bind(body)

@@ -16,10 +16,11 @@ pub mod outbox;
 pub mod peer;
 pub mod problem;
 pub mod shutdown;
+pub mod sql;
 pub mod transport;
 pub mod writer;
 
 pub use auth::{Principal, TokenKeys};
-pub use db::Db;
+pub use db::{Conn, Db, Location, Migrations};
 pub use event_log::EventLog;
 pub use problem::{ApiError, ApiJson, JsonBody};

@@ -8,20 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::shutdown::Shutdown;
+use crate::sql;
 use contracts::Event;
-use sqlx::{Row, SqliteConnection};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::db::Db;
+use crate::db::{Conn, Db};
 use crate::event_log::NewEvent;
 use crate::transport::{EventSink, TransportError};
 
 /// Writes an event into the outbox of the transaction it belongs to.
-pub async fn enqueue(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
+pub async fn enqueue(conn: &mut Conn, event: &Event) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_string(event)
         .map_err(|e| sqlx::Error::Protocol(format!("cannot encode event: {e}")))?;
-    sqlx::query(
+    sql::query(
         "INSERT INTO outbox (event_id, event_type, order_id, payload, created_at)
          VALUES (?, ?, ?, ?, ?)",
     )
@@ -57,11 +57,11 @@ pub async fn relay_once(
     db: &Db,
     sink: &dyn EventSink,
 ) -> Result<usize, TransportError> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT seq, event_id, event_type, order_id, payload FROM outbox ORDER BY seq LIMIT ?",
     )
     .bind(RELAY_BATCH)
-    .fetch_all(db.reader())
+    .fetch_all(db)
     .await?;
     if rows.is_empty() {
         return Ok(0);
@@ -79,7 +79,7 @@ pub async fn relay_once(
     sink.publish(source, &events).await?;
     db.write(move |conn| {
         Box::pin(async move {
-            sqlx::query("DELETE FROM outbox WHERE seq <= ?")
+            sql::query("DELETE FROM outbox WHERE seq <= ?")
                 .bind(last_seq)
                 .execute(conn)
                 .await
@@ -91,8 +91,8 @@ pub async fn relay_once(
 
 /// Number of events written but not yet in the log.
 pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(db.reader())
+    sql::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(db)
         .await
 }
 

@@ -1,36 +1,31 @@
-//! Group commit: one task owns a database's only write connection and runs
-//! every write submitted to it. Writes that queue up while a commit is on
-//! its way to disk run together in the next transaction, each in its own
-//! savepoint, and share one fsync. A write that fails rolls back alone; a
-//! commit that fails fails every write in it. Callers await the outcome, so
-//! an answer is sent only after its write is durable.
+//! Group commit: one task runs every write of a database. Writes that queue
+//! up while a commit is on its way to disk run together in the next
+//! transaction, each in its own savepoint, and share one fsync. A write that
+//! fails rolls back alone; a commit that fails fails every write in it.
+//! Callers await the outcome, so an answer is sent only after its write is
+//! durable.
 //!
 //! The task is not owned by any request, so a client that hangs up cannot
-//! cancel a write half-way (a dropped SQLite transaction on the single write
-//! connection would otherwise leave it stuck).
+//! cancel a write half-way.
 
 use std::panic::AssertUnwindSafe;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{Conn, WritePool};
 
 /// Largest number of writes one transaction carries.
 const MAX_BATCH: usize = 512;
 
 /// What a finished write does once its batch committed (`None`) or failed.
 type Finish = Box<dyn FnOnce(Option<String>) + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Finish> + Send>;
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct WriterGone(String);
+type Job = Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Finish> + Send>;
 
 enum Msg {
     Write(Job),
-    /// Finish what is queued, give the connection back and stop.
+    /// Finish what is queued and stop.
     Stop(oneshot::Sender<()>),
 }
 
@@ -40,15 +35,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Takes the write connection for good and starts the task.
-    pub fn start(conn: PoolConnection<Sqlite>) -> Writer {
+    pub(crate) fn start(pool: WritePool) -> Writer {
         let (jobs, rx) = mpsc::channel(4096);
-        tokio::spawn(run(conn, rx));
+        tokio::spawn(run(pool, rx));
         Writer { jobs }
     }
 
-    /// Stops the task after the writes queued before this call, and returns
-    /// the connection to its pool.
+    /// Stops the task after the writes queued before this call.
     pub async fn stop(&self) {
         let (ack, stopped) = oneshot::channel();
         if self.jobs.send(Msg::Stop(ack)).await.is_ok() {
@@ -62,7 +55,7 @@ impl Writer {
     where
         T: Send + 'static,
         E: From<sqlx::Error> + Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
     {
         let (done, outcome) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| {
@@ -89,12 +82,12 @@ impl Writer {
     }
 }
 
-async fn in_savepoint<T, E, F>(conn: &mut SqliteConnection, work: F) -> Result<T, E>
+async fn in_savepoint<T, E, F>(conn: &mut Conn, work: F) -> Result<T, E>
 where
     E: From<sqlx::Error>,
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>>,
+    F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, E>>,
 {
-    let mut savepoint = conn.begin().await?;
+    let mut savepoint = conn.savepoint().await?;
     let result = AssertUnwindSafe(work(&mut savepoint)).catch_unwind().await;
     match result {
         Ok(Ok(value)) => {
@@ -112,7 +105,7 @@ where
     }
 }
 
-async fn run(mut conn: PoolConnection<Sqlite>, mut inbox: mpsc::Receiver<Msg>) {
+async fn run(pool: WritePool, mut inbox: mpsc::Receiver<Msg>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stops = Vec::new();
     while stops.is_empty() && inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -126,11 +119,8 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut inbox: mpsc::Receiver<Msg>) {
         if jobs.is_empty() {
             continue;
         }
-        // IMMEDIATE: take the write lock up front. Replicas of a service
-        // may share a database file; a deferred transaction that must later
-        // upgrade to a writer fails at once instead of waiting its turn.
-        let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
+        let mut conn = match pool.begin().await {
+            Ok(conn) => conn,
             Err(e) => {
                 // Run nothing; each caller learns the write was dropped.
                 tracing::error!(error = %e, "cannot begin a write transaction");
@@ -139,20 +129,21 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut inbox: mpsc::Receiver<Msg>) {
         };
         let mut finishes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            finishes.push(job(&mut tx).await);
+            finishes.push(job(&mut conn).await);
         }
-        let error = match tx.commit().await {
+        let error = match conn.finish("COMMIT").await {
             Ok(()) => None,
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
+                let _ = conn.finish("ROLLBACK").await;
                 Some(e.to_string())
             }
         };
+        drop(conn);
         for finish in finishes {
             finish(error.clone());
         }
     }
-    drop(conn);
     for ack in stops {
         let _ = ack.send(());
     }

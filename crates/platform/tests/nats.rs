@@ -12,9 +12,9 @@ use platform::consumer::{EventHandler, HandlerError};
 use platform::event_log::NewEvent;
 use platform::nats::{self, NatsBus};
 use platform::shutdown::shutdown_pair;
+use platform::sql;
 use platform::transport::EventSink;
-use platform::Db;
-use sqlx::SqliteConnection;
+use platform::{Conn, Db, Location, Migrations};
 
 /// Records each event it sees; refuses every event of order 13.
 struct Recorder;
@@ -29,11 +29,11 @@ impl EventHandler for Recorder {
         true
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+    async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
         if event.order_id == 13 {
             return Err(HandlerError::Rejected("order 13 is cursed".into()));
         }
-        sqlx::query("INSERT INTO seen (event_id, order_id) VALUES (?, ?)")
+        sql::query("INSERT INTO seen (event_id, order_id) VALUES (?, ?)")
             .bind(event.event_id.to_string())
             .bind(event.order_id)
             .execute(conn)
@@ -71,10 +71,7 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 async fn count(db: &Db, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(db.reader())
-        .await
-        .expect("count")
+    sql::query_scalar(sql).fetch_one(db).await.expect("count")
 }
 
 #[tokio::test]
@@ -95,12 +92,14 @@ async fn events_are_applied_once_and_a_failing_one_becomes_a_dead_letter() {
         "CREATE TABLE seen (event_id TEXT PRIMARY KEY, order_id INTEGER NOT NULL);",
     )
     .expect("migration");
-    let migrator = sqlx::migrate::Migrator::new(dir.path().join("m"))
-        .await
-        .expect("migrator");
-    let db = Db::open(&dir.path().join("recorder.db"), &migrator)
-        .await
-        .expect("db");
+    let migrator = || sqlx::migrate::Migrator::new(dir.path().join("m"));
+    let migrations = Migrations {
+        sqlite: migrator().await.expect("migrator"),
+        postgres: migrator().await.expect("migrator"),
+        mysql: migrator().await.expect("migrator"),
+    };
+    let location = Location::Sqlite(dir.path().join("recorder.db"));
+    let db = Db::open(&location, &migrations).await.expect("db");
 
     // Twenty events, published twice: the broker keeps one of each.
     let events: Vec<NewEvent> = (1..=20).map(event).collect();

@@ -8,13 +8,17 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::{Event, EventType, OrderStatus, Role};
 use platform::consumer::{self, EventHandler, HandlerError};
+use platform::sql;
+use platform::Conn;
 use platform::{ApiError, Db, Principal, TokenKeys};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 
-pub fn migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations")
+pub fn migrations() -> platform::Migrations {
+    platform::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+        mysql: sqlx::migrate!("./migrations/mysql"),
+    }
 }
 
 pub const CONSUMER: &str = "status";
@@ -76,9 +80,9 @@ impl EventHandler for StatusEvents {
         true
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, ev: &Event) -> Result<(), HandlerError> {
+    async fn handle(&self, conn: &mut Conn, ev: &Event) -> Result<(), HandlerError> {
         let current: Option<String> =
-            sqlx::query_scalar("SELECT status FROM status_checks WHERE order_id = ?")
+            sql::query_scalar("SELECT status FROM status_checks WHERE order_id = ?")
                 .bind(ev.order_id)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -95,15 +99,16 @@ impl EventHandler for StatusEvents {
         };
         // The payment can be approved before the order is placed, so the
         // first event seen may leave the status at PaymentPending.
-        sqlx::query(
+        sql::query(sql::upsert(
+            conn.backend(),
             "INSERT INTO status_checks (order_id, status, payment_status, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at)
-             VALUES (?1, COALESCE(?2, 'PaymentPending'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (order_id) DO UPDATE SET
-               status = COALESCE(?2, status),
+             VALUES (?1, COALESCE(?2, 'PaymentPending'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "(order_id)",
+            "status = COALESCE(?2, status),
                payment_status = COALESCE(?3, payment_status),
                rider_id = COALESCE(?10, rider_id),
                updated_at = ?11",
-        )
+        ))
         .bind(ev.order_id)
         .bind(status.map(|s| s.as_str()))
         .bind(payment_status)
@@ -117,10 +122,11 @@ impl EventHandler for StatusEvents {
         .bind(ev.timestamp)
         .execute(&mut *conn)
         .await?;
-        sqlx::query(
-            "INSERT INTO status_history (order_id, event_id, event_type, status, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
+        sql::query(sql::insert_ignoring_duplicates(
+            conn.backend(),
+            "INSERT INTO status_history (order_id, event_id, event_type, status, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "(event_id)",
+        ))
         .bind(ev.order_id)
         .bind(ev.event_id.to_string())
         .bind(ev.event_type.as_str())
@@ -138,10 +144,10 @@ impl EventHandler for StatusEvents {
 pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
     db.write(move |conn| {
         Box::pin(async move {
-            sqlx::query("DELETE FROM status_history")
+            sql::query("DELETE FROM status_history")
                 .execute(&mut *conn)
                 .await?;
-            sqlx::query("DELETE FROM status_checks")
+            sql::query("DELETE FROM status_checks")
                 .execute(&mut *conn)
                 .await?;
             consumer::reset(conn, CONSUMER).await
@@ -185,7 +191,7 @@ pub struct Change {
 
 const COLUMNS: &str = "order_id, status, payment_status, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at";
 
-fn from_row(r: &SqliteRow) -> StatusCheck {
+fn from_row(r: &sql::Row) -> StatusCheck {
     StatusCheck {
         order_id: r.get(0),
         status: r.get(1),
@@ -224,11 +230,11 @@ async fn list(
     who: Principal,
 ) -> Result<Json<Vec<StatusCheck>>, ApiError> {
     let (filter, id) = scope(&who);
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM status_checks WHERE {filter} ORDER BY order_id DESC LIMIT 1000"
     ))
     .bind(id)
-    .fetch_all(svc.db.reader())
+    .fetch_all(&svc.db)
     .await?;
     Ok(Json(rows.iter().map(from_row).collect()))
 }
@@ -242,20 +248,26 @@ async fn show(
     // The row and its history from one snapshot, so that a change
     // committed between the two reads cannot show a status older than its
     // own history.
-    let mut snapshot = svc.db.reader().begin().await?;
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM status_checks WHERE order_id = ?2 AND {filter}"
-    ))
-    .bind(id)
-    .bind(order_id)
-    .fetch_optional(&mut *snapshot)
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no status for order {order_id}")))?;
-    let mut check = from_row(&row);
-    let history = sqlx::query("SELECT event_type, event_id, status, actor, reason, at FROM status_history WHERE order_id = ? ORDER BY id")
-        .bind(order_id)
-        .fetch_all(&mut *snapshot)
+    let one = format!("SELECT {COLUMNS} FROM status_checks WHERE order_id = ?2 AND {filter}");
+    let (row, history) = svc
+        .db
+        .read(move |conn| {
+            Box::pin(async move {
+                let row = sql::query(one)
+                    .bind(id)
+                    .bind(order_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let history = sql::query("SELECT event_type, event_id, status, actor, reason, at FROM status_history WHERE order_id = ? ORDER BY id")
+                    .bind(order_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                Ok::<_, sqlx::Error>((row, history))
+            })
+        })
         .await?;
+    let row = row.ok_or_else(|| ApiError::not_found(format!("no status for order {order_id}")))?;
+    let mut check = from_row(&row);
     check.history = Some(
         history
             .iter()

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
-use sqlx::SqliteConnection;
+use platform::Conn;
 
 use crate::domain::StoreOrderStatus;
 
@@ -19,7 +19,7 @@ impl EventHandler for StoreEvents {
         event_type == EventType::MenuOrdered
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, event: &Event) -> Result<(), HandlerError> {
+    async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
         crate::store_order::receive(conn, &event.facts(), StoreOrderStatus::Received, None).await?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
+use platform::sql;
 use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
 
@@ -30,7 +31,7 @@ pub fn router(service: StoreService) -> Router {
 }
 
 async fn stores(State(svc): State<StoreService>) -> Result<Json<Vec<Store>>, ApiError> {
-    Ok(Json(menu::stores(svc.db.reader()).await?))
+    Ok(Json(menu::stores(&svc.db).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,17 +49,17 @@ async fn menus(
     Query(q): Query<MenuQuery>,
 ) -> Result<Json<Vec<Menu>>, ApiError> {
     if let Some(name) = q.name.as_deref() {
-        let found = menu::by_name(svc.db.reader(), name.trim()).await?;
+        let found = menu::by_name(&svc.db, name.trim()).await?;
         return Ok(Json(found.into_iter().collect()));
     }
-    Ok(Json(menu::list(svc.db.reader(), q.store_id).await?))
+    Ok(Json(menu::list(&svc.db, q.store_id).await?))
 }
 
 async fn show_menu(
     State(svc): State<StoreService>,
     Path(id): Path<i64>,
 ) -> Result<Json<Menu>, ApiError> {
-    menu::by_id(svc.db.reader(), id)
+    menu::by_id(&svc.db, id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
@@ -115,9 +116,9 @@ async fn create_menu(
             own
         }
     };
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM stores WHERE id = ?")
+    let exists: Option<i64> = sql::query_scalar("SELECT id FROM stores WHERE id = ?")
         .bind(store_id)
-        .fetch_optional(svc.db.reader())
+        .fetch_optional(&svc.db)
         .await?;
     if exists.is_none() {
         return Err(ApiError::unprocessable(format!(
@@ -129,7 +130,7 @@ async fn create_menu(
         .db
         .write(move |conn| {
             Box::pin(async move {
-                sqlx::query_scalar(
+                sql::query_scalar(
                     "INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 )
                 .bind(store_id)
@@ -143,7 +144,7 @@ async fn create_menu(
             })
         })
         .await?;
-    let created = menu::by_id(svc.db.reader(), id)
+    let created = menu::by_id(&svc.db, id)
         .await?
         .ok_or_else(|| ApiError::internal("menu vanished"))?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -166,7 +167,7 @@ async fn update_menu(
     who.require(&[Role::Owner, Role::Admin])?;
     let req: MenuChange = body.parse()?;
     check_menu_fields(req.name.as_deref(), req.price)?;
-    let current = menu::by_id(svc.db.reader(), id)
+    let current = menu::by_id(&svc.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))?;
     if !who.is_admin() && Some(current.store_id) != who.store_id {
@@ -176,7 +177,7 @@ async fn update_menu(
     svc.db
         .write(move |conn| {
             Box::pin(async move {
-                sqlx::query(
+                sql::query(
                     "UPDATE menus SET name = COALESCE(?, name), price = COALESCE(?, price), available = COALESCE(?, available), updated_at = ? WHERE id = ?",
                 )
                 .bind(req.name.as_deref().map(str::trim))
@@ -189,7 +190,7 @@ async fn update_menu(
             })
         })
         .await?;
-    menu::by_id(svc.db.reader(), id)
+    menu::by_id(&svc.db, id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
@@ -218,12 +219,12 @@ async fn list_orders(
                 .ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?,
         ),
     };
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM store_orders WHERE (?1 IS NULL OR store_id = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY order_id DESC LIMIT 1000"
     ))
     .bind(store)
     .bind(status.map(|s| s.as_str()))
-    .fetch_all(svc.db.reader())
+    .fetch_all(&svc.db)
     .await?;
     Ok(Json(rows.iter().map(StoreOrder::from_row).collect()))
 }
@@ -234,8 +235,9 @@ async fn visible(
     order_id: i64,
 ) -> Result<StoreOrder, ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
-    let mut conn = svc.db.reader().acquire().await?;
-    let so = store_order::load(&mut conn, order_id)
+    let so = svc
+        .db
+        .read(|conn| Box::pin(store_order::load(conn, order_id)))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order {order_id} is not in a store's list")))?;
     if who.is_admin() || Some(so.store_id) == who.store_id {

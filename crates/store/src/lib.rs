@@ -10,13 +10,18 @@ pub mod store_order;
 
 use axum::extract::FromRef;
 use platform::outbox::OutboxSignal;
+use platform::sql;
 use platform::{Db, TokenKeys};
 
 pub use events::StoreEvents;
 pub use http::router;
 
-pub fn migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations")
+pub fn migrations() -> platform::Migrations {
+    platform::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+        mysql: sqlx::migrate!("./migrations/mysql"),
+    }
 }
 
 #[derive(Clone)]
@@ -35,8 +40,8 @@ impl FromRef<StoreService> for TokenKeys {
 /// Creates the demo stores and menus unless stores exist already. Store 1
 /// (owner 2) sells pizza at 1000 KRW, as in the original scenario.
 pub async fn seed_demo(db: &Db) -> Result<(), sqlx::Error> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stores")
-        .fetch_one(db.reader())
+    let count: i64 = sql::query_scalar("SELECT COUNT(*) FROM stores")
+        .fetch_one(db)
         .await?;
     if count > 0 {
         return Ok(());
@@ -48,7 +53,7 @@ pub async fn seed_demo(db: &Db) -> Result<(), sqlx::Error> {
                 (1, "Hanwha Pizza", 2, "Suwon, Paldal-gu 1"),
                 (2, "Seoul Chicken", 3, "Seoul, Jung-gu 24"),
             ] {
-                sqlx::query("INSERT INTO stores (id, name, owner_id, address) VALUES (?, ?, ?, ?)")
+                sql::query("INSERT INTO stores (id, name, owner_id, address) VALUES (?, ?, ?, ?)")
                     .bind(id)
                     .bind(name)
                     .bind(owner)
@@ -64,7 +69,7 @@ pub async fn seed_demo(db: &Db) -> Result<(), sqlx::Error> {
                 (2, "spicy chicken", 19000),
                 (2, "tteokbokki", 6000),
             ] {
-                sqlx::query("INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)")
+                sql::query("INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, TRUE, ?, ?)")
                     .bind(store)
                     .bind(name)
                     .bind(price)
@@ -81,11 +86,11 @@ pub async fn seed_demo(db: &Db) -> Result<(), sqlx::Error> {
 
 impl StoreService {
     pub async fn menu_by_id(&self, id: i64) -> Result<Option<menu::Menu>, sqlx::Error> {
-        menu::by_id(self.db.reader(), id).await
+        menu::by_id(&self.db, id).await
     }
 
     pub async fn menu_by_name(&self, name: &str) -> Result<Option<menu::Menu>, sqlx::Error> {
-        menu::by_name(self.db.reader(), name).await
+        menu::by_name(&self.db, name).await
     }
 
     /// The store's side of a cancel (see [`store_order::cancel`]); `Err`

@@ -1,9 +1,9 @@
 //! Menus: each store owns its items and their prices; orders take the price
 //! from here, never from the client.
 
+use platform::sql;
+use platform::Db;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,19 +28,19 @@ pub struct Store {
 
 const SELECT: &str = "SELECT m.id, m.store_id, s.name, m.name, m.price, m.available FROM menus m JOIN stores s ON s.id = m.store_id";
 
-fn from_row(r: &SqliteRow) -> Menu {
+fn from_row(r: &sql::Row) -> Menu {
     Menu {
         id: r.get(0),
         store_id: r.get(1),
         store_name: r.get(2),
         name: r.get(3),
         price: r.get(4),
-        available: r.get::<i64, _>(5) != 0,
+        available: r.get(5),
     }
 }
 
-pub async fn list(pool: &SqlitePool, store_id: Option<i64>) -> Result<Vec<Menu>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+pub async fn list(pool: &Db, store_id: Option<i64>) -> Result<Vec<Menu>, sqlx::Error> {
+    let rows = sql::query(format!(
         "{SELECT} WHERE (?1 IS NULL OR m.store_id = ?1) ORDER BY m.store_id, m.id"
     ))
     .bind(store_id)
@@ -49,8 +49,8 @@ pub async fn list(pool: &SqlitePool, store_id: Option<i64>) -> Result<Vec<Menu>,
     Ok(rows.iter().map(from_row).collect())
 }
 
-pub async fn by_id(pool: &SqlitePool, id: i64) -> Result<Option<Menu>, sqlx::Error> {
-    let row = sqlx::query(&format!("{SELECT} WHERE m.id = ?"))
+pub async fn by_id(pool: &Db, id: i64) -> Result<Option<Menu>, sqlx::Error> {
+    let row = sql::query(format!("{SELECT} WHERE m.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -58,8 +58,8 @@ pub async fn by_id(pool: &SqlitePool, id: i64) -> Result<Option<Menu>, sqlx::Err
 }
 
 /// The first available item with this name (the seed ordered by name).
-pub async fn by_name(pool: &SqlitePool, name: &str) -> Result<Option<Menu>, sqlx::Error> {
-    let row = sqlx::query(&format!(
+pub async fn by_name(pool: &Db, name: &str) -> Result<Option<Menu>, sqlx::Error> {
+    let row = sql::query(format!(
         "{SELECT} WHERE m.name = ? ORDER BY m.available DESC, m.id LIMIT 1"
     ))
     .bind(name)
@@ -68,8 +68,8 @@ pub async fn by_name(pool: &SqlitePool, name: &str) -> Result<Option<Menu>, sqlx
     Ok(row.as_ref().map(from_row))
 }
 
-pub async fn stores(pool: &SqlitePool) -> Result<Vec<Store>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, name, owner_id, address FROM stores ORDER BY id")
+pub async fn stores(pool: &Db) -> Result<Vec<Store>, sqlx::Error> {
+    let rows = sql::query("SELECT id, name, owner_id, address FROM stores ORDER BY id")
         .fetch_all(pool)
         .await?;
     Ok(rows

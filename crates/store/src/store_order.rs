@@ -3,9 +3,9 @@
 
 use contracts::event::OrderFacts;
 use contracts::{Event, EventType};
+use platform::sql;
+use platform::Conn;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use crate::domain::{self, IllegalStoreTransition, StoreAction, StoreOrderStatus};
@@ -34,7 +34,7 @@ pub struct StoreOrder {
 pub const COLUMNS: &str = "order_id, store_id, customer_id, menu_name, qty, price, address, status, reason, version, received_at, updated_at, correlation_id";
 
 impl StoreOrder {
-    pub fn from_row(r: &SqliteRow) -> StoreOrder {
+    pub fn from_row(r: &sql::Row) -> StoreOrder {
         StoreOrder {
             order_id: r.get(0),
             store_id: r.get(1),
@@ -67,11 +67,8 @@ impl StoreOrder {
     }
 }
 
-pub async fn load(
-    conn: &mut SqliteConnection,
-    order_id: i64,
-) -> Result<Option<StoreOrder>, sqlx::Error> {
-    let row = sqlx::query(&format!(
+pub async fn load(conn: &mut Conn, order_id: i64) -> Result<Option<StoreOrder>, sqlx::Error> {
+    let row = sql::query(format!(
         "SELECT {COLUMNS} FROM store_orders WHERE order_id = ?"
     ))
     .bind(order_id)
@@ -83,16 +80,18 @@ pub async fn load(
 /// Puts a paid order into its store's list; an order cancelled before it
 /// arrived stays cancelled.
 pub async fn receive(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     facts: &OrderFacts,
     status: StoreOrderStatus,
     reason: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let now = platform::clock::now_ms();
-    let done = sqlx::query(
+    let done = sql::query(sql::insert_ignoring_duplicates(
+        conn.backend(),
         "INSERT INTO store_orders (order_id, store_id, customer_id, menu_name, qty, price, address, status, reason, correlation_id, version, received_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (order_id) DO NOTHING",
-    )
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        "(order_id)",
+    ))
     .bind(facts.order_id)
     .bind(facts.store_id)
     .bind(facts.customer_id)
@@ -131,7 +130,7 @@ fn event_for(action: StoreAction) -> Option<EventType> {
 }
 
 pub async fn change(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     order_id: i64,
     action: StoreAction,
     actor: &str,
@@ -142,7 +141,7 @@ pub async fn change(
         .ok_or(ChangeError::NotFound(order_id))?;
     let to = domain::next(current.cook_status, action)?;
     let now = platform::clock::now_ms();
-    sqlx::query("UPDATE store_orders SET status = ?, reason = COALESCE(?, reason), version = version + 1, updated_at = ? WHERE order_id = ?")
+    sql::query("UPDATE store_orders SET status = ?, reason = COALESCE(?, reason), version = version + 1, updated_at = ? WHERE order_id = ?")
         .bind(to.as_str())
         .bind(reason)
         .bind(now)
@@ -172,7 +171,7 @@ pub async fn change(
 /// not decided (also for an order not yet received: it is remembered as
 /// cancelled), and is refused with the owner's decision otherwise.
 pub async fn cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     facts: &OrderFacts,
     actor: &str,
 ) -> Result<Result<(), StoreOrderStatus>, sqlx::Error> {
