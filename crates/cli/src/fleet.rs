@@ -16,9 +16,19 @@ pub struct Args {
     /// NATS server with JetStream.
     #[arg(long, env = "HANWHA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
-    /// Directory of the services' databases (default: DATA_DIR/fleet).
+    /// Directory of the services' SQLite databases (default: DATA_DIR/fleet).
     #[arg(long)]
     fleet_dir: Option<PathBuf>,
+    /// A PostgreSQL or MySQL/MariaDB server for every service, e.g.
+    /// postgres://root@127.0.0.1:5432: each service gets its own database
+    /// on it, named hanwha_<service> (created on first start).
+    #[arg(long, env = "HANWHA_FLEET_DATABASES")]
+    databases: Option<String>,
+    /// One service's database, overriding --databases (repeatable), e.g.
+    /// --database store=mysql://root@127.0.0.1:3306/hanwha_store. Services
+    /// may each use another backend (polyglot).
+    #[arg(long = "database", value_name = "SERVICE=URL")]
+    database: Vec<String>,
     /// Order replicas.
     #[arg(long, default_value_t = 2)]
     orders: u16,
@@ -31,17 +41,62 @@ pub struct Args {
     gateway_port: u16,
 }
 
+/// Where each service keeps its data: SQLite under the fleet directory
+/// unless a server or a URL of its own is given.
+#[derive(Debug, Default)]
+struct Databases {
+    server: Option<String>,
+    own: Vec<(String, String)>,
+}
+
+impl Databases {
+    fn parse(server: Option<String>, own: &[String]) -> anyhow::Result<Databases> {
+        let mut parsed = Vec::new();
+        for spec in own {
+            let (service, url) = spec
+                .split_once('=')
+                .with_context(|| format!("--database {spec}: expected SERVICE=URL"))?;
+            url.parse::<platform::Location>()?;
+            parsed.push((service.to_string(), url.to_string()));
+        }
+        if let Some(server) = &server {
+            format!("{}/x", server.trim_end_matches('/')).parse::<platform::Location>()?;
+        }
+        Ok(Databases {
+            server,
+            own: parsed,
+        })
+    }
+
+    /// The `--database-url` flag for `service`, if it is not on SQLite.
+    fn flag(&self, service: &str) -> Option<String> {
+        if service == "gateway" {
+            return None;
+        }
+        let url = match self.own.iter().find(|(s, _)| s == service) {
+            Some((_, url)) => url.clone(),
+            None => format!(
+                "{}/hanwha_{service}",
+                self.server.as_deref()?.trim_end_matches('/')
+            ),
+        };
+        Some(format!("--database-url={url}"))
+    }
+}
+
 struct Member {
     name: String,
     url: String,
     child: Child,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start(
     exe: &std::path::Path,
     dir: &std::path::Path,
     secret: &str,
     nats: &str,
+    databases: &Databases,
     service: &str,
     port: u16,
     extra: &[String],
@@ -56,6 +111,7 @@ fn start(
         ])
         .arg(dir)
         .args(extra)
+        .args(databases.flag(service))
         .env("HANWHA_TOKEN_SECRET", secret)
         .env("HANWHA_NATS_URL", nats)
         .stdout(Stdio::piped())
@@ -117,12 +173,14 @@ pub async fn run(
             hex::encode(bytes)
         }
     };
+    let databases = Databases::parse(args.databases.clone(), &args.database)?;
     let mut members: Vec<Member> = Vec::new();
     let result = launch(
         &exe,
         &dir,
         &secret,
         &args.nats_url,
+        &databases,
         args.orders.max(1),
         args.deliveries.max(1),
         args.gateway_port,
@@ -132,9 +190,12 @@ pub async fn run(
         terminate(&mut members);
         return Err(e);
     }
+    let storage = match &databases.server {
+        Some(server) => format!("databases hanwha_<service> on {server}"),
+        None => format!("SQLite databases in {}", dir.display()),
+    };
     println!(
-        "hanwha-delivery fleet (databases in {}, events on {}):",
-        dir.display(),
+        "hanwha-delivery fleet ({storage}, events on {}):",
         args.nats_url
     );
     for m in &members {
@@ -152,6 +213,7 @@ fn launch(
     dir: &std::path::Path,
     secret: &str,
     nats: &str,
+    databases: &Databases,
     orders: u16,
     deliveries: u16,
     gateway_port: u16,
@@ -164,7 +226,7 @@ fn launch(
                    replica: u16,
                    extra: &[String]|
      -> anyhow::Result<()> {
-        let (child, url) = start(exe, dir, secret, nats, service, port, extra)?;
+        let (child, url) = start(exe, dir, secret, nats, databases, service, port, extra)?;
         let name = if replica == 0 {
             service.to_string()
         } else {
@@ -204,11 +266,47 @@ fn launch(
     for (service, urls) in &upstreams {
         extra.push(format!("--upstream={service}={}", urls.join(",")));
     }
-    let (child, url) = start(exe, dir, secret, nats, "gateway", gateway_port, &extra)?;
+    let (child, url) = start(
+        exe,
+        dir,
+        secret,
+        nats,
+        databases,
+        "gateway",
+        gateway_port,
+        &extra,
+    )?;
     members.push(Member {
         name: "gateway".into(),
         url,
         child,
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_gets_its_own_database() {
+        let dbs = Databases::parse(
+            Some("postgres://root@127.0.0.1:5432/".into()),
+            &["store=mariadb://root@127.0.0.1:3306/shop".into()],
+        )
+        .expect("valid");
+        assert_eq!(
+            dbs.flag("order").as_deref(),
+            Some("--database-url=postgres://root@127.0.0.1:5432/hanwha_order")
+        );
+        assert_eq!(
+            dbs.flag("store").as_deref(),
+            Some("--database-url=mariadb://root@127.0.0.1:3306/shop")
+        );
+        assert_eq!(dbs.flag("gateway"), None);
+        let sqlite = Databases::parse(None, &[]).expect("valid");
+        assert_eq!(sqlite.flag("order"), None);
+        assert!(Databases::parse(None, &["store".into()]).is_err());
+        assert!(Databases::parse(Some("redis://x".into()), &[]).is_err());
+    }
 }

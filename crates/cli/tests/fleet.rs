@@ -1,6 +1,9 @@
 //! The distributed shape: each service in its own process, events on a real
-//! NATS JetStream, Order calling Payment and Store over HTTP. Runs when
-//! HANWHA_TEST_NATS_URL names a NATS server (CI always sets it).
+//! NATS JetStream, Order calling Payment and Store over HTTP, each service
+//! on its own database: SQLite, PostgreSQL or MariaDB. Runs when
+//! HANWHA_TEST_NATS_URL names a NATS server, and the PostgreSQL/MariaDB
+//! fleets when HANWHA_TEST_POSTGRES_URL / HANWHA_TEST_MYSQL_URL name those
+//! servers (CI always sets all three).
 
 mod support;
 
@@ -26,20 +29,90 @@ impl Drop for Process {
     }
 }
 
+/// Which database each service of a test fleet uses.
+#[derive(Clone, Copy, Debug)]
+enum Storage {
+    /// One SQLite file per service, shared by its replicas.
+    Sqlite,
+    /// Every service on PostgreSQL, each in its own database.
+    Postgres,
+    /// Order, payment and notification on PostgreSQL; store, delivery and
+    /// identity on MariaDB; status on SQLite.
+    Polyglot,
+}
+
+const SERVICES: [&str; 7] = [
+    "identity",
+    "order",
+    "payment",
+    "store",
+    "delivery",
+    "status",
+    "notification",
+];
+
+fn server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_string()),
+        _ => {
+            eprintln!("{var} unset: skipping this fleet test");
+            None
+        }
+    }
+}
+
+impl Storage {
+    /// Database URL per service (absent: SQLite), or `None` when a server
+    /// the storage needs is not named.
+    fn databases(self, tag: &str) -> Option<HashMap<&'static str, String>> {
+        let name = |service: &str| format!("hanwha_t_{tag}_{service}");
+        let mut urls = HashMap::new();
+        match self {
+            Storage::Sqlite => {}
+            Storage::Postgres => {
+                let pg = server("HANWHA_TEST_POSTGRES_URL")?;
+                for service in SERVICES {
+                    urls.insert(service, format!("{pg}/{}", name(service)));
+                }
+            }
+            Storage::Polyglot => {
+                let pg = server("HANWHA_TEST_POSTGRES_URL")?;
+                let my = server("HANWHA_TEST_MYSQL_URL")?;
+                for service in ["order", "payment", "notification"] {
+                    urls.insert(service, format!("{pg}/{}", name(service)));
+                }
+                for service in ["store", "delivery", "identity"] {
+                    urls.insert(service, format!("{my}/{}", name(service)));
+                }
+            }
+        }
+        Some(urls)
+    }
+}
+
 struct Fleet {
     nats: String,
     stream: String,
     dir: tempfile::TempDir,
+    databases: HashMap<&'static str, String>,
     procs: HashMap<&'static str, Process>,
 }
 
 impl Fleet {
-    fn start(nats: &str) -> Fleet {
+    /// A fleet on `storage`, or `None` (skipped) when a server it needs is
+    /// not named by the environment.
+    fn start(nats: &str, storage: Storage) -> Option<Fleet> {
         let tag = uuid::Uuid::new_v4().simple().to_string();
+        let databases = storage.databases(&tag[..12])?;
+        Some(Fleet::start_on(nats, &tag, databases))
+    }
+
+    fn start_on(nats: &str, tag: &str, databases: HashMap<&'static str, String>) -> Fleet {
         let mut fleet = Fleet {
             nats: nats.to_string(),
             stream: format!("FLEET_{tag}"),
             dir: tempfile::tempdir().expect("temp dir"),
+            databases,
             procs: HashMap::new(),
         };
         for service in [
@@ -112,6 +185,11 @@ impl Fleet {
                 "HANWHA_SUBJECT_PREFIX",
                 format!("{}.events", self.stream.to_lowercase()),
             )
+            .envs(
+                self.databases
+                    .get(service)
+                    .map(|url| ("HANWHA_DATABASE_URL", url.as_str())),
+            )
             .env("HANWHA_PAYMENT_URL", payment)
             .env("HANWHA_STORE_URL", store)
             .env("HANWHA_LOG", "warn")
@@ -128,6 +206,10 @@ impl Fleet {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
+        if let Some(url) = self.databases.get(service) {
+            let name = url.rsplit('/').next().unwrap_or_default();
+            assert!(line.contains(name), "{service} is not on {url}: {line}");
+        }
         std::thread::spawn(move || for _ in lines {});
         self.procs.insert(key, Process { child, base });
     }
@@ -144,17 +226,46 @@ impl Fleet {
         }
     }
 
-    /// Deletes the test's stream from the shared NATS server.
-    async fn remove_stream(&self) {
+    /// Stops every process, then deletes the test's stream from the shared
+    /// NATS server and its databases from the shared database servers.
+    async fn finish(mut self) {
+        self.procs.clear();
         let prefix = format!("{}.events", self.stream.to_lowercase());
         let bus = platform::nats::NatsBus::connect(&self.nats, &self.stream, &prefix)
             .await
             .expect("reach NATS");
         bus.delete_stream().await.expect("delete the test stream");
+        for url in self.databases.values() {
+            drop_database(url).await;
+        }
     }
 
     fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+async fn drop_database(url: &str) {
+    use sqlx::Connection;
+    let (server, name) = url.rsplit_once('/').expect("database name");
+    if url.starts_with("postgres") {
+        // FORCE: the server may not have reaped the killed processes'
+        // sessions yet.
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop the test database");
+    } else {
+        let mut admin = sqlx::MySqlConnection::connect(server)
+            .await
+            .expect("connect to MariaDB");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("drop the test database");
     }
 }
 
@@ -178,9 +289,27 @@ fn nats_url() -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_scenario_runs_through_the_gateway_across_separate_processes_on_nats() {
+async fn the_seed_scenario_runs_through_the_gateway_on_postgres_and_nats() {
     let Some(nats) = nats_url() else { return };
-    let fleet = Fleet::start(&nats);
+    let Some(fleet) = Fleet::start(&nats, Storage::Postgres) else {
+        return;
+    };
+    seed_scenario(&fleet).await;
+    fleet.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_scenario_runs_on_a_polyglot_fleet() {
+    let Some(nats) = nats_url() else { return };
+    let Some(fleet) = Fleet::start(&nats, Storage::Polyglot) else {
+        return;
+    };
+    seed_scenario(&fleet).await;
+    fleet.finish().await;
+}
+
+/// The seed's scenario through the gateway, then a cancel with refund.
+async fn seed_scenario(fleet: &Fleet) {
     for service in [
         "order",
         "payment",
@@ -301,13 +430,14 @@ async fn the_seed_scenario_runs_through_the_gateway_across_separate_processes_on
     })
     .await;
     let _ = fleet.data_dir();
-    fleet.remove_stream().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_restart() {
     let Some(nats) = nats_url() else { return };
-    let mut fleet = Fleet::start(&nats);
+    let Some(mut fleet) = Fleet::start(&nats, Storage::Sqlite) else {
+        return;
+    };
     let c = token(&fleet, "customer").await;
     let orders = fleet.api("order", &c);
     let payment_addr = fleet
@@ -385,7 +515,7 @@ async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_rest
         .filter(|p| p["paymentStatus"] == "Approved")
         .count();
     assert_eq!(approved, 1, "{all}");
-    fleet.remove_stream().await;
+    fleet.finish().await;
 }
 
 /// The seed's circuit-breaker drill: three delivery replicas, one marked
@@ -394,7 +524,9 @@ async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_rest
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
     let Some(nats) = nats_url() else { return };
-    let fleet = Fleet::start(&nats);
+    let Some(fleet) = Fleet::start(&nats, Storage::Sqlite) else {
+        return;
+    };
     let r = token(&fleet, "rider").await;
     let down = fleet.api("delivery-2", &None);
     let down_id = down.get("/actuator/echo").await.body["instanceId"].clone();
@@ -432,7 +564,7 @@ async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
         2,
         "the two healthy replicas share the load"
     );
-    fleet.remove_stream().await;
+    fleet.finish().await;
 }
 
 /// The seed's zero-downtime drill: steady load through the gateway while the
@@ -441,7 +573,10 @@ async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_order_replicas_one_by_one_drops_no_request() {
     let Some(nats) = nats_url() else { return };
-    let mut fleet = Fleet::start(&nats);
+    // Both order replicas share one PostgreSQL database.
+    let Some(mut fleet) = Fleet::start(&nats, Storage::Postgres) else {
+        return;
+    };
     let c = token(&fleet, "customer").await;
     let gateway = fleet.api("gateway", &c);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -507,5 +642,5 @@ async fn restarting_the_order_replicas_one_by_one_drops_no_request() {
         ok as usize + failed.len(),
         failed
     );
-    fleet.remove_stream().await;
+    fleet.finish().await;
 }

@@ -79,12 +79,10 @@ impl Payment {
 }
 
 pub async fn by_order(conn: &mut Conn, order_id: i64) -> Result<Option<Payment>, sqlx::Error> {
-    let row = sql::query(format!(
-        "SELECT {COLUMNS} FROM payments WHERE order_id = ?"
-    ))
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await?;
+    let row = sql::query(format!("SELECT {COLUMNS} FROM payments WHERE order_id = ?"))
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?;
     Ok(row.as_ref().map(Payment::from_row))
 }
 

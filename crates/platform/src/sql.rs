@@ -379,8 +379,9 @@ pub fn insert_ignoring_duplicates(backend: Backend, insert: &str, target: &str) 
     }
 }
 
-/// `insert` that, when key `target` is taken, updates that row with `set`
-/// (assignments whose bare column names mean the stored values).
+/// `insert` that, when key `target` is taken, updates that row with `set`.
+/// In `set`, name a stored value with its table (`t.col`): a bare name is
+/// ambiguous on PostgreSQL.
 pub fn upsert(backend: Backend, insert: &str, target: &str, set: &str) -> String {
     match backend {
         Backend::MySql => format!("{insert} ON DUPLICATE KEY UPDATE {set}"),
@@ -478,7 +479,8 @@ mod tests {
     #[test]
     fn postgres_numbers_plain_and_numbered_placeholders() {
         let params = vec![Param::Int(Some(1)), Param::Int(Some(2))];
-        let (sql, p) = prepare(Backend::Postgres, "a = ? AND b = ?", params.clone()).expect("valid");
+        let (sql, p) =
+            prepare(Backend::Postgres, "a = ? AND b = ?", params.clone()).expect("valid");
         assert_eq!(sql, "a = $1 AND b = $2");
         assert_eq!(ints(&p), vec![1, 2]);
         let (sql, _) =

@@ -264,8 +264,38 @@ async fn every_rule(backend: Backend) {
         .expect("snapshot");
     assert_eq!((items, orders), (18, 300));
 
-    // The platform's own tables came with the migrations.
+    // The platform's own tables came with the migrations, and text comes
+    // back as text (a binary collation on MariaDB would not decode).
     assert_eq!(platform::outbox::backlog(&db).await.expect("backlog"), 0);
+    let facts = contracts::event::OrderFacts {
+        order_id: 42,
+        menu_name: "짜장면".into(),
+        qty: 1,
+        price: 7000,
+        address: "suwon".into(),
+        store_id: 1,
+        customer_id: 1,
+        correlation_id: uuid::Uuid::nil(),
+    };
+    let event = contracts::Event::new(
+        contracts::EventType::MenuOrdered,
+        &facts,
+        42,
+        "customer:1",
+        1,
+        0,
+    );
+    let queued = event.clone();
+    db.write(move |conn| Box::pin(async move { platform::outbox::enqueue(conn, &queued).await }))
+        .await
+        .expect("enqueue");
+    assert_eq!(platform::outbox::backlog(&db).await.expect("backlog"), 1);
+    let row = sql::query("SELECT event_id, payload FROM outbox")
+        .fetch_one(&db)
+        .await
+        .expect("outbox row");
+    assert_eq!(row.get::<String, _>(0), event.event_id.to_string());
+    assert!(row.get::<String, _>(1).contains("짜장면"));
 
     // Migrations run again on restart and change nothing.
     replica.close().await;

@@ -104,9 +104,9 @@ impl EventHandler for StatusEvents {
             "INSERT INTO status_checks (order_id, status, payment_status, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at)
              VALUES (?1, COALESCE(?2, 'PaymentPending'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             "(order_id)",
-            "status = COALESCE(?2, status),
-               payment_status = COALESCE(?3, payment_status),
-               rider_id = COALESCE(?10, rider_id),
+            "status = COALESCE(?2, status_checks.status),
+               payment_status = COALESCE(?3, status_checks.payment_status),
+               rider_id = COALESCE(?10, status_checks.rider_id),
                updated_at = ?11",
         ))
         .bind(ev.order_id)

@@ -12,6 +12,6 @@ CREATE TABLE deliveries (
     version        BIGINT NOT NULL,
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX deliveries_status ON deliveries (status, order_id);
 CREATE INDEX deliveries_rider ON deliveries (rider_id, order_id);

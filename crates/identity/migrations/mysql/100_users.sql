@@ -4,4 +4,4 @@ CREATE TABLE users (
     password_hash TEXT NOT NULL,
     role          TEXT NOT NULL,
     store_id      BIGINT
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

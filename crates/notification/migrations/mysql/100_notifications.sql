@@ -7,5 +7,5 @@ CREATE TABLE notifications (
     message    TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     UNIQUE (event_id, recipient)
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX notifications_recipient ON notifications (recipient, id);

@@ -15,7 +15,7 @@ CREATE TABLE orders (
     version        BIGINT NOT NULL,
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX orders_customer ON orders (customer_id, id);
 CREATE INDEX orders_store ON orders (store_id, id);
 CREATE INDEX orders_status ON orders (status, created_at);

@@ -10,7 +10,7 @@ CREATE TABLE status_checks (
     customer_id    BIGINT NOT NULL,
     rider_id       BIGINT,
     updated_at     BIGINT NOT NULL
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX status_checks_customer ON status_checks (customer_id);
 CREATE INDEX status_checks_store ON status_checks (store_id);
 CREATE TABLE status_history (
@@ -22,5 +22,5 @@ CREATE TABLE status_history (
     actor      TEXT NOT NULL,
     reason     TEXT,
     at         BIGINT NOT NULL
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX status_history_order ON status_history (order_id, id);

@@ -3,7 +3,7 @@ CREATE TABLE stores (
     name     VARCHAR(191) NOT NULL,
     owner_id BIGINT NOT NULL,
     address  TEXT NOT NULL
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE TABLE menus (
     id         BIGINT AUTO_INCREMENT PRIMARY KEY,
     store_id   BIGINT NOT NULL REFERENCES stores (id),
@@ -12,7 +12,7 @@ CREATE TABLE menus (
     available  BOOLEAN NOT NULL DEFAULT TRUE,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX menus_name ON menus (name);
 CREATE TABLE store_orders (
     order_id       BIGINT PRIMARY KEY,
@@ -28,5 +28,5 @@ CREATE TABLE store_orders (
     version        BIGINT NOT NULL,
     received_at    BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
-) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX store_orders_store ON store_orders (store_id, status);
