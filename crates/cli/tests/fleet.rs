@@ -323,9 +323,9 @@ async fn seed_scenario(fleet: &Fleet) {
         assert_eq!(ready.status, StatusCode::OK, "{service}: {}", ready.body);
     }
     let (c, o, r) = (
-        token(&fleet, "customer").await,
-        token(&fleet, "owner").await,
-        token(&fleet, "rider").await,
+        token(fleet, "customer").await,
+        token(fleet, "owner").await,
+        token(fleet, "rider").await,
     );
     // Everything through the gateway, as a client of the fleet sees it.
     let orders = fleet.api("gateway", &c);
