@@ -228,10 +228,15 @@ impl Fleet {
 
     /// Stops every process, then deletes the test's stream from the shared
     /// NATS server and its databases from the shared database servers.
-    async fn finish(mut self) {
+    async fn finish(self) {
+        let nats = self.nats.clone();
+        self.finish_on(&nats).await;
+    }
+
+    async fn finish_on(mut self, nats: &str) {
         self.procs.clear();
         let prefix = format!("{}.events", self.stream.to_lowercase());
-        let bus = platform::nats::NatsBus::connect(&self.nats, &self.stream, &prefix)
+        let bus = platform::nats::NatsBus::connect(nats, &self.stream, &prefix)
             .await
             .expect("reach NATS");
         bus.delete_stream().await.expect("delete the test stream");
@@ -643,4 +648,356 @@ async fn restarting_the_order_replicas_one_by_one_drops_no_request() {
         failed
     );
     fleet.finish().await;
+}
+
+/// A nats-server of the test's own, so that killing it hurts no other test.
+struct OwnNats {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnNats {
+    fn start() -> OwnNats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut nats = OwnNats {
+            child: None,
+            port,
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        nats.restart();
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server on the same port and store directory.
+    fn restart(&mut self) {
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let child = Command::new(binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server (Debian package nats-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What the burst of orders saw.
+#[derive(Default)]
+struct Burst {
+    accepted: Vec<i64>,
+    /// Orders created but answered with an error (payment unreachable).
+    refused: Vec<i64>,
+    /// Answers without an order (e.g. the store unreachable for the price).
+    errors: Vec<String>,
+}
+
+/// kill -9 of Payment, then of Store, then of the NATS server, each in the
+/// middle of a burst of orders through the gateway, each restarted after a
+/// moment. Every order that was accepted completes its saga; every order
+/// that was refused is charged nothing; and orders, payments, store orders,
+/// deliveries, the status view and the events in the stream add up, with
+/// nothing lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing() {
+    if nats_url().is_none() {
+        return;
+    }
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let Some(databases) = Storage::Polyglot.databases(&tag[..12]) else {
+        return;
+    };
+    let mut nats = OwnNats::start();
+    let mut fleet = Fleet::start_on(&nats.url(), &tag, databases);
+    let (c, o, r, a) = (
+        token(&fleet, "customer").await,
+        token(&fleet, "owner").await,
+        token(&fleet, "rider").await,
+        token(&fleet, "admin").await,
+    );
+    let gateway = fleet.api("gateway", &c);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burst = std::sync::Arc::new(std::sync::Mutex::new(Burst::default()));
+    let mut workers = Vec::new();
+    for worker in 0..3 {
+        let (gateway, stop, burst) = (gateway.clone(), stop.clone(), burst.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let r = reply(
+                    gateway
+                        .request(reqwest::Method::POST, "/orders")
+                        .header("Idempotency-Key", format!("burst-{worker}-{n}"))
+                        .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+                )
+                .await;
+                {
+                    let mut b = burst.lock().expect("burst");
+                    match (r.status, r.body["orderId"].as_i64()) {
+                        (StatusCode::CREATED, Some(order)) => b.accepted.push(order),
+                        (_, Some(order)) => b.refused.push(order),
+                        (status, None) => b.errors.push(format!("{status} {}", r.body)),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }));
+    }
+
+    let accepted_so_far =
+        |burst: &std::sync::Mutex<Burst>| burst.lock().expect("burst").accepted.len();
+    for victim in ["payment", "store", "nats"] {
+        // Mid-burst: orders are flowing when the victim dies.
+        let before = accepted_so_far(&burst);
+        eventually("orders flowing before the kill", || async {
+            (accepted_so_far(&burst) >= before + 5).then_some(())
+        })
+        .await;
+        match victim {
+            "nats" => nats.kill(),
+            service => {
+                // Dropping the process sends SIGKILL.
+                let addr = fleet
+                    .base(service)
+                    .trim_start_matches("http://")
+                    .to_string();
+                fleet.procs.remove(service);
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                fleet.launch(
+                    if service == "payment" {
+                        "payment"
+                    } else {
+                        "store"
+                    },
+                    &addr,
+                );
+                continue;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        nats.restart();
+    }
+    let before = accepted_so_far(&burst);
+    eventually("orders flowing after the last restart", || async {
+        (accepted_so_far(&burst) >= before + 5).then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let burst = std::mem::take(&mut *burst.lock().expect("burst"));
+    eprintln!(
+        "burst: {} accepted, {} refused with an order, {} refused without one",
+        burst.accepted.len(),
+        burst.refused.len(),
+        burst.errors.len()
+    );
+    for e in &burst.errors {
+        assert!(
+            e.starts_with("503") || e.starts_with("502"),
+            "only unavailability may refuse an order: {e}"
+        );
+    }
+
+    // Every accepted order completes its saga on the restarted fleet.
+    let (owner, rider, customer) = (
+        fleet.api("gateway", &o),
+        fleet.api("gateway", &r),
+        fleet.api("gateway", &c),
+    );
+    let drive = |order: i64| {
+        let (owner, rider, customer) = (owner.clone(), rider.clone(), customer.clone());
+        async move {
+            wait_in_store(&owner, order).await;
+            for step in ["accept", "finish"] {
+                let r = owner.put(&format!("/storeOrders/{order}/{step}")).await;
+                assert_eq!(r.status, StatusCode::OK, "{step} {order}: {}", r.body);
+            }
+            wait_in_deliveries(&rider, order).await;
+            for step in ["pickup", "complete"] {
+                let r = rider.put(&format!("/deliveries/{order}/{step}")).await;
+                assert_eq!(r.status, StatusCode::OK, "{step} {order}: {}", r.body);
+            }
+            eventually(&format!("order {order} delivered"), || async {
+                (customer.get(&format!("/orders/{order}")).await.body["status"] == "Delivered")
+                    .then_some(())
+            })
+            .await;
+            let r = customer.put(&format!("/orders/{order}/confirm")).await;
+            assert_eq!(r.status, StatusCode::OK, "confirm {order}: {}", r.body);
+        }
+    };
+    for chunk in burst.accepted.chunks(8) {
+        futures::future::join_all(chunk.iter().map(|&order| drive(order))).await;
+    }
+
+    // Count everything, per service, as the admin sees it.
+    let admin = |service: &str| fleet.api(service, &a);
+    let accepted: std::collections::HashSet<i64> = burst.accepted.iter().copied().collect();
+    assert_eq!(
+        accepted.len(),
+        burst.accepted.len(),
+        "an order id was answered twice"
+    );
+    let orders = admin("order").get("/orders?limit=1000").await.body;
+    let orders = orders.as_array().expect("orders");
+    for o in orders {
+        let id = o["id"].as_i64().expect("id");
+        let expected = if accepted.contains(&id) {
+            "Confirmed"
+        } else {
+            "PaymentFailed"
+        };
+        assert_eq!(o["status"], expected, "order {id}: {o}");
+    }
+    assert_eq!(
+        orders.len(),
+        accepted.len() + burst.refused.len(),
+        "orders stored vs orders answered"
+    );
+    let payments = eventually("refused orders charged nothing", || async {
+        let all = admin("payment").get("/payments").await.body;
+        let all = all.as_array()?.clone();
+        all.iter()
+            .all(|p| {
+                let order = p["orderId"].as_i64().unwrap_or_default();
+                accepted.contains(&order) == (p["paymentStatus"] == "Approved")
+            })
+            .then_some(all)
+    })
+    .await;
+    let approved = payments
+        .iter()
+        .filter(|p| p["paymentStatus"] == "Approved")
+        .count();
+    assert_eq!(
+        approved,
+        accepted.len(),
+        "one approved payment per accepted order"
+    );
+    let store_orders = admin("store").get("/storeOrders").await.body;
+    let store_orders = store_orders.as_array().expect("store orders");
+    assert_eq!(store_orders.len(), accepted.len(), "{store_orders:?}");
+    assert!(
+        store_orders.iter().all(|s| s["cookStatus"] == "Cooked"),
+        "{store_orders:?}"
+    );
+    let deliveries = admin("delivery").get("/deliveries").await.body;
+    let deliveries = deliveries.as_array().expect("deliveries");
+    assert_eq!(deliveries.len(), accepted.len());
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["deliveryStatus"] == "Delivered"),
+        "{deliveries:?}"
+    );
+
+    // Events: each accepted order's seven in the status view and in the
+    // customer's notifications, and the stream holds exactly the events
+    // the view recorded, all orders together: none lost, none twice.
+    let status = admin("status");
+    let mut recorded = 0;
+    for o in orders {
+        let id = o["id"].as_i64().expect("id");
+        let view = if accepted.contains(&id) {
+            wait_history(&status, id, 7).await
+        } else {
+            wait_status(&status, id, "PaymentFailed").await
+        };
+        let history = view["history"].as_array().expect("history");
+        let ids: std::collections::HashSet<_> =
+            history.iter().map(|h| h["eventId"].clone()).collect();
+        assert_eq!(
+            ids.len(),
+            history.len(),
+            "an event twice in order {id}'s history"
+        );
+        recorded += history.len() as u64;
+    }
+    let notifications = customer.get("/notifications?limit=5000").await.body;
+    for &order in &accepted {
+        let n = notifications
+            .as_array()
+            .expect("notifications")
+            .iter()
+            .filter(|x| x["orderId"] == order)
+            .count();
+        assert_eq!(n, 7, "notifications of order {order}");
+    }
+    let prefix = format!("{}.events", fleet.stream.to_lowercase());
+    let bus = platform::nats::NatsBus::connect(&nats.url(), &fleet.stream, &prefix)
+        .await
+        .expect("reach NATS");
+    let in_stream = eventually("the stream to hold what the view recorded", || async {
+        let n = bus.messages().await.ok()?;
+        (n == recorded).then_some(n)
+    })
+    .await;
+    for service in [
+        "order",
+        "payment",
+        "store",
+        "delivery",
+        "status",
+        "notification",
+    ] {
+        let dead = admin(service)
+            .get(&format!("/admin/deadLetters/{service}"))
+            .await
+            .body;
+        assert!(
+            dead.as_array().expect("dead letters").is_empty(),
+            "{service}: {dead}"
+        );
+    }
+    eprintln!(
+        "after kill -9 of payment, store and nats: {} orders ({} confirmed, {} payment failed), \
+         {} payments ({approved} approved), {} store orders, {} deliveries, {in_stream} events",
+        orders.len(),
+        accepted.len(),
+        orders.len() - accepted.len(),
+        payments.len(),
+        store_orders.len(),
+        deliveries.len(),
+    );
+    fleet.finish_on(&nats.url()).await;
 }

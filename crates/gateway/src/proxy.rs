@@ -276,8 +276,8 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         }
     };
     // Safe to send again: reads, and writes that carry an Idempotency-Key.
-    let repeatable = matches!(parts.method, Method::GET | Method::HEAD)
-        || parts.headers.contains_key(platform::idempotency::HEADER);
+    let read = matches!(parts.method, Method::GET | Method::HEAD);
+    let repeatable = read || parts.headers.contains_key(platform::idempotency::HEADER);
     // Each replica twice and one more: during a rolling restart a pick may
     // be the replica going away, or a fresh process reached through a pooled
     // connection that went stale; a short, growing pause lets it come up.
@@ -307,7 +307,12 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
             .send()
             .await;
         match sent {
-            Ok(resp) if resp.status().is_server_error() && repeatable && attempt + 1 < attempts => {
+            // A write that got an answer is not sent again, even a 5xx:
+            // the service did its part (e.g. recorded a failed payment),
+            // and the key of a failed write is free, so another attempt
+            // would be a second write. Only a write that never arrived
+            // (below) goes to another replica.
+            Ok(resp) if resp.status().is_server_error() && read && attempt + 1 < attempts => {
                 pool.report(i, false, &proxy.config);
                 last_error = format!("{service} answered {}", resp.status());
             }

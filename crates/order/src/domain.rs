@@ -71,10 +71,107 @@ pub fn next(current: OrderStatus, action: OrderAction) -> Result<OrderStatus, Il
     Ok(to)
 }
 
+/// Where an order stands on the way from the kitchen to the customer.
+fn fulfilment_step(status: OrderStatus) -> Option<u8> {
+    match status {
+        Ordered => Some(0),
+        Accepted => Some(1),
+        Cooked => Some(2),
+        PickedUp => Some(3),
+        Delivered => Some(4),
+        Confirmed => Some(5),
+        _ => None,
+    }
+}
+
+/// What a fact reported by the store or the delivery service does to an
+/// order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Move to this status.
+    Advance(OrderStatus),
+    /// The order is already at or past what the fact reports: it arrived
+    /// after a later one, and changes nothing.
+    AlreadyPast,
+}
+
+/// Applies a fact from another service. Events from different services
+/// can arrive out of order (replicas consume in parallel, a redelivered
+/// event comes late), so a fact further along the kitchen-to-door path
+/// moves the order there at once, since it implies the steps before it, and a
+/// fact the order is already past is a no-op. Facts never move an order
+/// that left the path (failed, cancelled, rejected). The customer's own
+/// actions still go through [`next`].
+pub fn follow(current: OrderStatus, action: OrderAction) -> Result<Follow, IllegalTransition> {
+    let reported = match action {
+        OrderAction::StoreAccepted => Accepted,
+        OrderAction::CookFinished => Cooked,
+        OrderAction::PickedUp => PickedUp,
+        OrderAction::Delivered => Delivered,
+        _ => return next(current, action).map(Follow::Advance),
+    };
+    match (fulfilment_step(current), fulfilment_step(reported)) {
+        (Some(now), Some(then)) if then > now => Ok(Follow::Advance(reported)),
+        (Some(_), Some(_)) => Ok(Follow::AlreadyPast),
+        _ => Err(IllegalTransition { current, action }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn facts_in_any_order_bring_the_order_to_the_latest() {
+        use OrderAction as A;
+        let facts = [A::StoreAccepted, A::CookFinished, A::PickedUp, A::Delivered];
+        // Every permutation of the four facts ends Delivered.
+        let mut orders = vec![vec![]];
+        for _ in 0..facts.len() {
+            orders = orders
+                .into_iter()
+                .flat_map(|seen: Vec<A>| {
+                    facts
+                        .iter()
+                        .filter(|f| !seen.contains(f))
+                        .map(|f| {
+                            let mut next = seen.clone();
+                            next.push(*f);
+                            next
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        }
+        assert_eq!(orders.len(), 24);
+        for sequence in orders {
+            let mut s = Ordered;
+            for f in &sequence {
+                if let Follow::Advance(to) = follow(s, *f).expect("legal") {
+                    s = to;
+                }
+            }
+            assert_eq!(s, Delivered, "{sequence:?}");
+        }
+    }
+
+    #[test]
+    fn facts_never_move_an_order_off_the_path_or_back() {
+        use OrderAction as A;
+        for status in [PaymentPending, PaymentFailed, Cancelled, Rejected] {
+            for f in [A::StoreAccepted, A::CookFinished, A::PickedUp, A::Delivered] {
+                assert!(follow(status, f).is_err(), "{status:?} + {f:?}");
+            }
+        }
+        assert_eq!(follow(Delivered, A::CookFinished), Ok(Follow::AlreadyPast));
+        assert_eq!(follow(Confirmed, A::Delivered), Ok(Follow::AlreadyPast));
+        assert_eq!(
+            follow(Ordered, A::StoreRejected),
+            Ok(Follow::Advance(Rejected))
+        );
+        assert!(follow(Accepted, A::StoreRejected).is_err());
+    }
 
     /// The whole table, written out as the specification: every pair not
     /// listed must be refused.

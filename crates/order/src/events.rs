@@ -38,7 +38,7 @@ impl EventHandler for OrderEvents {
         let Some(action) = action_for(event.event_type) else {
             return Ok(());
         };
-        match record::change(
+        match record::follow(
             conn,
             event.order_id,
             action,

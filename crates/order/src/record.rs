@@ -7,7 +7,7 @@ use platform::Conn;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{self, IllegalTransition, OrderAction};
+use crate::domain::{self, Follow, IllegalTransition, OrderAction};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,6 +118,33 @@ pub async fn change(
 ) -> Result<Order, ChangeError> {
     let order = load(conn, id).await?.ok_or(ChangeError::NotFound(id))?;
     let to = domain::next(order.status, action)?;
+    move_to(conn, id, to, action, actor, reason).await
+}
+
+/// Applies a fact another service reported (see [`domain::follow`]): a
+/// late fact the order is already past changes nothing.
+pub async fn follow(
+    conn: &mut Conn,
+    id: i64,
+    action: OrderAction,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<Order, ChangeError> {
+    let order = load(conn, id).await?.ok_or(ChangeError::NotFound(id))?;
+    match domain::follow(order.status, action)? {
+        Follow::Advance(to) => move_to(conn, id, to, action, actor, reason).await,
+        Follow::AlreadyPast => Ok(order),
+    }
+}
+
+async fn move_to(
+    conn: &mut Conn,
+    id: i64,
+    to: OrderStatus,
+    action: OrderAction,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<Order, ChangeError> {
     let now = platform::clock::now_ms();
     sql::query(
         "UPDATE orders SET status = ?, reason = COALESCE(?, reason), version = version + 1, updated_at = ? WHERE id = ?",

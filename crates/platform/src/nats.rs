@@ -77,6 +77,12 @@ impl NatsBus {
         Ok(info.num_pending + info.num_ack_pending as u64)
     }
 
+    /// Events the stream holds.
+    pub async fn messages(&self) -> Result<u64, TransportError> {
+        let mut stream = self.js.get_stream(&self.stream).await.map_err(broker)?;
+        Ok(stream.info().await.map_err(broker)?.state.messages)
+    }
+
     /// True when the broker answers for the stream; used by readiness.
     pub async fn ping(&self) -> bool {
         self.js.get_stream(&self.stream).await.is_ok()
@@ -90,7 +96,11 @@ impl NatsBus {
                 consumer::pull::Config {
                     durable_name: Some(name.to_string()),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
+                    // How soon events a consumer took but never answered
+                    // (its process was killed) go to another replica. A
+                    // batch that runs longer is delivered twice at worst,
+                    // which the inbox makes harmless.
+                    ack_wait: ACK_WAIT,
                     filter_subject: format!("{}.>", self.prefix),
                     ..Default::default()
                 },
@@ -143,6 +153,8 @@ fn as_logged(msg: &jetstream::Message, prefix: &str) -> Result<LoggedEvent, Tran
         payload,
     })
 }
+
+const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles one fetched batch; returns how many messages it took.
 async fn consume_batch(
