@@ -36,6 +36,8 @@ enum Storage {
     Sqlite,
     /// Every service on PostgreSQL, each in its own database.
     Postgres,
+    /// Every service on MariaDB, each in its own database.
+    MariaDb,
     /// Order, payment and notification on PostgreSQL; store, delivery and
     /// identity on MariaDB; status on SQLite.
     Polyglot,
@@ -73,6 +75,12 @@ impl Storage {
                 let pg = server("HANWHA_TEST_POSTGRES_URL")?;
                 for service in SERVICES {
                     urls.insert(service, format!("{pg}/{}", name(service)));
+                }
+            }
+            Storage::MariaDb => {
+                let my = server("HANWHA_TEST_MYSQL_URL")?;
+                for service in SERVICES {
+                    urls.insert(service, format!("{my}/{}", name(service)));
                 }
             }
             Storage::Polyglot => {
@@ -295,18 +303,22 @@ fn nats_url() -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_scenario_runs_through_the_gateway_on_postgres_and_nats() {
-    let Some(nats) = nats_url() else { return };
-    let Some(fleet) = Fleet::start(&nats, Storage::Postgres) else {
-        return;
-    };
-    seed_scenario(&fleet).await;
-    fleet.finish().await;
+    seed_scenario_on(Storage::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_scenario_runs_through_the_gateway_on_mariadb_and_nats() {
+    seed_scenario_on(Storage::MariaDb).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_scenario_runs_on_a_polyglot_fleet() {
+    seed_scenario_on(Storage::Polyglot).await;
+}
+
+async fn seed_scenario_on(storage: Storage) {
     let Some(nats) = nats_url() else { return };
-    let Some(fleet) = Fleet::start(&nats, Storage::Polyglot) else {
+    let Some(fleet) = Fleet::start(&nats, storage) else {
         return;
     };
     seed_scenario(&fleet).await;
