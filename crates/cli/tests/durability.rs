@@ -220,7 +220,9 @@ async fn a_failing_event_becomes_a_dead_letter_that_an_admin_replays_or_discards
     wait_status(&customer, order, "Ordered").await;
 
     // Two events the order service cannot apply now: a delivery completed for
-    // an order not yet cooked, and an acceptance for an order that does not exist.
+    // the next order, not placed yet (as if its events overtook its
+    // placement), and an acceptance for an order that will never exist.
+    let next = order + 1;
     let log = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
         server.data_dir.join("events.db").display()
@@ -228,7 +230,7 @@ async fn a_failing_event_becomes_a_dead_letter_that_an_admin_replays_or_discards
     .await
     .expect("open the log");
     let premature = json!({
-        "eventType": "DeliveryCompleted", "eventId": uuid::Uuid::now_v7(), "timestamp": 1, "orderId": order,
+        "eventType": "DeliveryCompleted", "eventId": uuid::Uuid::now_v7(), "timestamp": 1, "orderId": next,
         "id": 1, "menuName": "pizza", "qty": 1, "price": 1000, "address": "suwon", "storeId": 1, "customerId": 1,
         "deliveryStatus": "Delivered", "correlationId": uuid::Uuid::nil(), "actor": "rider:4", "version": 9
     });
@@ -259,7 +261,7 @@ async fn a_failing_event_becomes_a_dead_letter_that_an_admin_replays_or_discards
         dead[0]["error"]
             .as_str()
             .expect("error")
-            .contains("Ordered"),
+            .contains("not found"),
         "{}",
         dead[0]
     );
@@ -297,7 +299,10 @@ async fn a_failing_event_becomes_a_dead_letter_that_an_admin_replays_or_discards
     })
     .await;
 
-    // The ghost still fails on replay and stays; the premature one now applies.
+    // The ghost still fails on replay and stays; the premature one applies
+    // once its order exists, and brings it to what it reports.
+    let second = id(&place(&customer, "pizza", 1).await);
+    assert_eq!(second, next);
     let again = admin
         .send(
             reqwest::Method::POST,
@@ -315,7 +320,7 @@ async fn a_failing_event_becomes_a_dead_letter_that_an_admin_replays_or_discards
         .await;
     assert_eq!(replayed.status, StatusCode::NO_CONTENT, "{}", replayed.body);
     assert_eq!(
-        customer.get(&format!("/orders/{order}")).await.body["status"],
+        customer.get(&format!("/orders/{next}")).await.body["status"],
         "Delivered"
     );
     let left = admin.get("/admin/deadLetters/order").await.body;
