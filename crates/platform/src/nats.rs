@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream, AckKind};
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::task::JoinHandle;
 
 use crate::consumer::{self as engine, EventHandler, MAX_ATTEMPTS};
@@ -156,25 +156,24 @@ fn as_logged(msg: &jetstream::Message, prefix: &str) -> Result<LoggedEvent, Tran
 
 const ACK_WAIT: Duration = Duration::from_secs(5);
 
-/// Handles one fetched batch; returns how many messages it took.
+/// Handles the events that are there: waits for one, then takes those
+/// already delivered behind it, up to a batch. Returns how many it took.
 async fn consume_batch(
     handler: &Arc<dyn EventHandler>,
     db: &Db,
     bus: &NatsBus,
-    consumer: &consumer::PullConsumer,
+    stream: &mut consumer::pull::Stream,
 ) -> Result<usize, TransportError> {
-    // A long poll: the server answers as soon as events arrive, or empty
-    // after the expiry, so an idle consumer neither spins nor lags.
-    let mut fetched = consumer
-        .batch()
-        .max_messages(BATCH)
-        .expires(Duration::from_millis(500))
-        .messages()
-        .await
-        .map_err(broker)?;
-    let mut messages = Vec::new();
-    while let Some(msg) = fetched.next().await {
-        messages.push(msg.map_err(broker)?);
+    let first = match stream.next().await {
+        Some(msg) => msg.map_err(broker)?,
+        None => return Err(broker("the broker closed the consumer's stream")),
+    };
+    let mut messages = vec![first];
+    while messages.len() < BATCH {
+        match stream.next().now_or_never() {
+            Some(Some(msg)) => messages.push(msg.map_err(broker)?),
+            _ => break,
+        }
     }
     if messages.is_empty() {
         return Ok(0);
@@ -208,6 +207,16 @@ async fn consume_batch(
     Ok(messages.len())
 }
 
+async fn subscribe(bus: &NatsBus, name: &str) -> Result<consumer::pull::Stream, TransportError> {
+    bus.consumer(name)
+        .await?
+        .stream()
+        .max_messages_per_batch(BATCH)
+        .messages()
+        .await
+        .map_err(broker)
+}
+
 /// Runs a service's consumer on the broker until shutdown.
 pub fn spawn_consumer(
     handler: Arc<dyn EventHandler>,
@@ -216,11 +225,13 @@ pub fn spawn_consumer(
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut consumer = None;
+        // A continuous pull: the client keeps a request open and events
+        // arrive as soon as they are stored, with no poll interval.
+        let mut messages = None;
         while !shutdown.is_triggered() {
-            if consumer.is_none() {
-                match bus.consumer(handler.name()).await {
-                    Ok(c) => consumer = Some(c),
+            if messages.is_none() {
+                match subscribe(&bus, handler.name()).await {
+                    Ok(m) => messages = Some(m),
                     Err(e) => {
                         tracing::warn!(consumer = handler.name(), error = %e, "cannot reach the broker; retrying");
                         tokio::select! {
@@ -231,12 +242,12 @@ pub fn spawn_consumer(
                     }
                 }
             }
-            let Some(c) = consumer.as_ref() else { continue };
+            let Some(m) = messages.as_mut() else { continue };
             tokio::select! {
-                result = consume_batch(&handler, &db, &bus, c) => {
+                result = consume_batch(&handler, &db, &bus, m) => {
                     if let Err(e) = result {
                         tracing::warn!(consumer = handler.name(), error = %e, "broker consumer failed; reconnecting");
-                        consumer = None;
+                        messages = None;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
