@@ -248,13 +248,42 @@ impl Fleet {
             .await
             .expect("reach NATS");
         bus.delete_stream().await.expect("delete the test stream");
-        for url in self.databases.values() {
+        let databases = std::mem::take(&mut self.databases);
+        for url in databases.values() {
             drop_database(url).await;
         }
     }
 
     fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+impl Drop for Fleet {
+    /// A test that failed before `finish` still leaves no database behind
+    /// on the shared servers.
+    fn drop(&mut self) {
+        self.procs.clear();
+        let databases = std::mem::take(&mut self.databases);
+        if databases.is_empty() {
+            return;
+        }
+        // Its own thread and runtime: a destructor cannot await, and this
+        // one may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                for url in databases.values() {
+                    drop_database(url).await;
+                }
+            });
+        })
+        .join();
     }
 }
 
