@@ -1048,3 +1048,71 @@ async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing
     );
     fleet.finish_on(&nats.url()).await;
 }
+
+/// Cancel racing accept across processes: two store replicas share one
+/// PostgreSQL database; the accepts go to one replica, the cancels through
+/// the gateway to the order replicas, which ask the other store replica.
+/// Each order still has exactly one winner, in every service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancels_racing_accepts_on_two_store_replicas_each_end_with_one_winner() {
+    use futures::stream::{self, StreamExt};
+    let Some(nats) = nats_url() else { return };
+    let Some(mut fleet) = Fleet::start(&nats, Storage::Postgres) else {
+        return;
+    };
+    fleet.launch_as("store-2", "store", "127.0.0.1:0", &[]);
+    let (c, o) = (
+        token(&fleet, "customer").await,
+        token(&fleet, "owner").await,
+    );
+    let customer = fleet.api("gateway", &c);
+    let owner_elsewhere = fleet.api("store-2", &o);
+    let mut orders = Vec::new();
+    for _ in 0..40 {
+        let placed = customer
+            .post(
+                "/orders",
+                json!({"menuName": "pizza", "qty": 1, "address": "suwon"}),
+            )
+            .await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+        orders.push(id(&placed.body));
+    }
+    for &order in &orders {
+        wait_in_store(&owner_elsewhere, order).await;
+    }
+    let results: Vec<(i64, Winner)> = stream::iter(orders.clone())
+        .map(|order| {
+            let (customer, owner) = (customer.clone(), owner_elsewhere.clone());
+            async move { (order, race(&customer, &owner, order).await) }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let cancelled = results.iter().filter(|(_, w)| *w == Winner::Cancel).count();
+    eprintln!(
+        "two store replicas on one PostgreSQL database: cancel won {cancelled}, accept won {}",
+        results.len() - cancelled
+    );
+    let owner = fleet.api("gateway", &o);
+    for (order, winner) in &results {
+        let order = *order;
+        let (status, payment, cook) = match winner {
+            Winner::Cancel => ("Cancelled", "Refunded", "Cancelled"),
+            Winner::Accept => ("Accepted", "Approved", "Accepted"),
+        };
+        eventually(&format!("order {order} settled as {status}"), || async {
+            let o = customer.get(&format!("/orders/{order}")).await.body;
+            let p = customer.get(&format!("/payments/{order}")).await.body;
+            let s = owner.get(&format!("/storeOrders/{order}")).await.body;
+            let v = customer.get(&format!("/statusChecks/{order}")).await.body;
+            (o["status"] == status
+                && p["paymentStatus"] == payment
+                && s["cookStatus"] == cook
+                && v["status"] == status)
+                .then_some(())
+        })
+        .await;
+    }
+    fleet.finish().await;
+}

@@ -8,28 +8,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::*;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Winner {
-    Cancel,
-    Accept,
-}
-
-async fn race(customer: &Api, owner: &Api, order: i64) -> Winner {
-    let (cancel_path, accept_path) = (
-        format!("/orders/{order}/cancel"),
-        format!("/storeOrders/{order}/accept"),
-    );
-    let (cancel, accept) = tokio::join!(customer.put(&cancel_path), owner.put(&accept_path));
-    match (cancel.status, accept.status) {
-        (StatusCode::OK, StatusCode::CONFLICT | StatusCode::NOT_FOUND) => Winner::Cancel,
-        (StatusCode::CONFLICT, StatusCode::OK) => Winner::Accept,
-        (c, a) => panic!(
-            "order {order}: cancel {c} {} / accept {a} {}",
-            cancel.body, accept.body
-        ),
-    }
-}
-
 fn find<'a>(list: &'a Value, key: &str, order: i64) -> Option<&'a Value> {
     list.as_array()?.iter().find(|v| v[key] == order)
 }

@@ -317,3 +317,27 @@ pub async fn assert_no_dead_letters(admin: &Api) {
         );
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Winner {
+    Cancel,
+    Accept,
+}
+
+/// A customer's cancel and an owner's accept of one order at the same
+/// time; panics unless exactly one of them wins.
+pub async fn race(customer: &Api, owner: &Api, order: i64) -> Winner {
+    let (cancel_path, accept_path) = (
+        format!("/orders/{order}/cancel"),
+        format!("/storeOrders/{order}/accept"),
+    );
+    let (cancel, accept) = tokio::join!(customer.put(&cancel_path), owner.put(&accept_path));
+    match (cancel.status, accept.status) {
+        (StatusCode::OK, StatusCode::CONFLICT | StatusCode::NOT_FOUND) => Winner::Cancel,
+        (StatusCode::CONFLICT, StatusCode::OK) => Winner::Accept,
+        (c, a) => panic!(
+            "order {order}: cancel {c} {} / accept {a} {}",
+            cancel.body, accept.body
+        ),
+    }
+}
