@@ -4,7 +4,6 @@
 mod support;
 
 use futures::stream::{self, StreamExt};
-use reqwest::StatusCode;
 use serde_json::Value;
 use support::*;
 
