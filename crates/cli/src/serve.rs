@@ -143,6 +143,12 @@ fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty())
             .collect();
+        if out.iter().any(|(s, _)| s == service) {
+            // Otherwise one of the lists would be silently ignored.
+            anyhow::bail!(
+                "--upstream {service} is given twice: name all its replicas in one, {service}=URL,URL"
+            );
+        }
         out.push((service, urls));
     }
     for service in gateway::proxy::SERVICES {
@@ -440,4 +446,23 @@ pub async fn run(
     }
     db.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_list_replicas_once_per_service() {
+        let parsed = upstreams(&["order=http://a:1, http://b:2".into()]).expect("valid");
+        let order = parsed.iter().find(|(s, _)| *s == "order").expect("order");
+        assert_eq!(order.1, vec!["http://a:1", "http://b:2"]);
+        // Services not named keep their default port.
+        assert!(parsed
+            .iter()
+            .any(|(s, urls)| *s == "payment" && urls.len() == 1));
+        let twice = upstreams(&["order=http://a:1".into(), "order=http://b:2".into()]);
+        assert!(twice.is_err());
+        assert!(upstreams(&["kitchen=http://a:1".into()]).is_err());
+    }
 }

@@ -158,6 +158,9 @@ impl Pool {
 pub struct Proxy {
     pools: Arc<Vec<Pool>>,
     http: reqwest::Client,
+    /// For resends after a failed send: a pooled connection to a replica
+    /// that restarted is stale, and the pool may hold several.
+    fresh: reqwest::Client,
     config: OutlierConfig,
 }
 
@@ -185,9 +188,15 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        let fresh = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(300))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
         Proxy {
             pools: Arc::new(pools),
             http,
+            fresh,
             config,
         }
     }
@@ -287,7 +296,9 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         1
     };
     let mut tried = Vec::new();
-    let mut last_error = String::from("no replica answered");
+    let mut unsent = false;
+    // What each attempt met, for the 502's detail.
+    let mut failures: Vec<String> = Vec::new();
     for attempt in 0..attempts {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(25 * attempt as u64)).await;
@@ -299,8 +310,8 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         let url = format!("{}{}{}", pool.replicas[i].url, upstream_path, query);
         let mut headers = HeaderMap::new();
         copy_headers(&parts.headers, &mut headers);
-        let sent = proxy
-            .http
+        let client = if unsent { &proxy.fresh } else { &proxy.http };
+        let sent = client
             .request(parts.method.clone(), &url)
             .headers(headers)
             .body(body.clone())
@@ -314,7 +325,11 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
             // (below) goes to another replica.
             Ok(resp) if resp.status().is_server_error() && read && attempt + 1 < attempts => {
                 pool.report(i, false, &proxy.config);
-                last_error = format!("{service} answered {}", resp.status());
+                failures.push(format!(
+                    "{} answered {}",
+                    pool.replicas[i].url,
+                    resp.status()
+                ));
             }
             Ok(resp) => {
                 pool.report(i, !resp.status().is_server_error(), &proxy.config);
@@ -336,11 +351,23 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
                 // answers again.
                 pool.replicas[i].healthy.store(false, Ordering::Relaxed);
                 pool.report(i, false, &proxy.config);
-                last_error = format!("{service} unreachable: {e}");
+                unsent = true;
+                let mut cause = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(inner) = source {
+                    cause.push_str(&format!(": {inner}"));
+                    source = inner.source();
+                }
+                failures.push(format!("{} unreachable: {cause}", pool.replicas[i].url));
             }
         }
     }
-    ApiError::new(StatusCode::BAD_GATEWAY, "Bad gateway", last_error).into_response()
+    let detail = if failures.is_empty() {
+        format!("no replica of {service} answered")
+    } else {
+        format!("{service}: {}", failures.join("; "))
+    };
+    ApiError::new(StatusCode::BAD_GATEWAY, "Bad gateway", detail).into_response()
 }
 
 #[cfg(test)]
