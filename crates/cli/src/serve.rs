@@ -63,6 +63,10 @@ impl Service {
             Service::Identity => 8087,
         }
     }
+
+    fn default_addr(self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.default_port()))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -172,6 +176,32 @@ fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)
     Ok(out)
 }
 
+/// Serves `app` until the shutdown signal: ready once listening (the
+/// banner's first line tells a supervisor where), not ready from the signal
+/// on while in-flight requests finish.
+async fn listen_until_shutdown(
+    addr: SocketAddr,
+    app: Router,
+    actuator: &Actuator,
+    banner: impl FnOnce(SocketAddr) -> String,
+    shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let addr = listener.local_addr()?;
+    actuator.set_ready(true);
+    println!("{}", banner(addr));
+    let draining = actuator.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal.await;
+            draining.set_ready(false);
+        })
+        .await?;
+    Ok(())
+}
+
 async fn run_gateway(
     args: Args,
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
@@ -196,22 +226,14 @@ async fn run_gateway(
         metrics,
         platform::metrics::track,
     ));
-    let addr = args
-        .addr
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], Service::Gateway.default_port())));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let addr = listener.local_addr()?;
-    actuator.set_ready(true);
-    println!("hanwha-delivery gateway listening on http://{addr}");
-    let draining = actuator.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal.await;
-            draining.set_ready(false);
-        })
-        .await?;
+    listen_until_shutdown(
+        args.addr.unwrap_or_else(|| Service::Gateway.default_addr()),
+        app,
+        &actuator,
+        |addr| format!("hanwha-delivery gateway listening on http://{addr}"),
+        shutdown_signal,
+    )
+    .await?;
     checks.abort();
     Ok(())
 }
@@ -424,22 +446,14 @@ pub async fn run(
         axum::middleware::from_fn_with_state(metrics, platform::metrics::track),
     );
 
-    let addr = args
-        .addr
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], args.service.default_port())));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let addr = listener.local_addr()?;
-    actuator.set_ready(true);
-    println!("hanwha-delivery {name} listening on http://{addr} (database {location})");
-    let draining = actuator.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal.await;
-            draining.set_ready(false);
-        })
-        .await?;
+    listen_until_shutdown(
+        args.addr.unwrap_or_else(|| args.service.default_addr()),
+        app,
+        &actuator,
+        |addr| format!("hanwha-delivery {name} listening on http://{addr} (database {location})"),
+        shutdown_signal,
+    )
+    .await?;
     trigger.trigger();
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
