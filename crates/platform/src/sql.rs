@@ -286,7 +286,7 @@ impl Query {
     ) -> BoxFuture<'a, Result<Done, sqlx::Error>> {
         let target = on.into();
         Box::pin(async move {
-            let (sql, params) = prepare(target.backend(), &self.sql, self.params)?;
+            let (sql, params) = prepare(target.backend(), self.sql, self.params)?;
             let rows = run!(target, &sql, params, |q, ex, _wrap| q
                 .execute(ex)
                 .await?
@@ -301,7 +301,7 @@ impl Query {
     ) -> BoxFuture<'a, Result<Vec<Row>, sqlx::Error>> {
         let target = on.into();
         Box::pin(async move {
-            let (sql, params) = prepare(target.backend(), &self.sql, self.params)?;
+            let (sql, params) = prepare(target.backend(), self.sql, self.params)?;
             Ok(run!(target, &sql, params, |q, ex, wrap| q
                 .fetch_all(ex)
                 .await?
@@ -317,7 +317,7 @@ impl Query {
     ) -> BoxFuture<'a, Result<Option<Row>, sqlx::Error>> {
         let target = on.into();
         Box::pin(async move {
-            let (sql, params) = prepare(target.backend(), &self.sql, self.params)?;
+            let (sql, params) = prepare(target.backend(), self.sql, self.params)?;
             Ok(run!(target, &sql, params, |q, ex, wrap| q
                 .fetch_optional(ex)
                 .await?
@@ -397,11 +397,12 @@ pub fn upsert(backend: Backend, insert: &str, target: &str, set: &str) -> String
 /// Text in quotes is left alone.
 fn prepare(
     backend: Backend,
-    sql: &str,
+    sql: impl Into<String>,
     params: Vec<Param>,
 ) -> Result<(String, Vec<Param>), sqlx::Error> {
+    let sql = sql.into();
     if backend == Backend::Sqlite {
-        return Ok((sql.to_string(), params));
+        return Ok((sql, params));
     }
     let mut out = String::with_capacity(sql.len() + 16);
     let mut order = Vec::new();
@@ -431,12 +432,12 @@ fn prepare(
                     next += 1;
                     next
                 } else {
-                    let n: usize = digits.parse().map_err(|_| bad(sql))?;
+                    let n: usize = digits.parse().map_err(|_| bad(&sql))?;
                     next = next.max(n);
                     n
                 };
                 if n == 0 || n > params.len() {
-                    return Err(bad(sql));
+                    return Err(bad(&sql));
                 }
                 match backend {
                     Backend::Postgres => {
