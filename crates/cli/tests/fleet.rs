@@ -43,15 +43,7 @@ enum Storage {
     Polyglot,
 }
 
-const SERVICES: [&str; 7] = [
-    "identity",
-    "order",
-    "payment",
-    "store",
-    "delivery",
-    "status",
-    "notification",
-];
+use gateway::proxy::SERVICES;
 
 fn server(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -1019,23 +1011,7 @@ async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing
         (n == recorded).then_some(n)
     })
     .await;
-    for service in [
-        "order",
-        "payment",
-        "store",
-        "delivery",
-        "status",
-        "notification",
-    ] {
-        let dead = admin(service)
-            .get(&format!("/admin/deadLetters/{service}"))
-            .await
-            .body;
-        assert!(
-            dead.as_array().expect("dead letters").is_empty(),
-            "{service}: {dead}"
-        );
-    }
+    assert_no_dead_letters_at(|service| admin(service)).await;
     eprintln!(
         "after kill -9 of payment, store and nats: {} orders ({} confirmed, {} payment failed), \
          {} payments ({approved} approved), {} store orders, {} deliveries, {in_stream} events",
@@ -1096,23 +1072,7 @@ async fn cancels_racing_accepts_on_two_store_replicas_each_end_with_one_winner()
     );
     let owner = fleet.api("gateway", &o);
     for (order, winner) in &results {
-        let order = *order;
-        let (status, payment, cook) = match winner {
-            Winner::Cancel => ("Cancelled", "Refunded", "Cancelled"),
-            Winner::Accept => ("Accepted", "Approved", "Accepted"),
-        };
-        eventually(&format!("order {order} settled as {status}"), || async {
-            let o = customer.get(&format!("/orders/{order}")).await.body;
-            let p = customer.get(&format!("/payments/{order}")).await.body;
-            let s = owner.get(&format!("/storeOrders/{order}")).await.body;
-            let v = customer.get(&format!("/statusChecks/{order}")).await.body;
-            (o["status"] == status
-                && p["paymentStatus"] == payment
-                && s["cookStatus"] == cook
-                && v["status"] == status)
-                .then_some(())
-        })
-        .await;
+        wait_settled(&customer, &owner, *order, *winner).await;
     }
     fleet.finish().await;
 }

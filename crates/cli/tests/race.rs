@@ -44,23 +44,7 @@ async fn a_hundred_cancels_racing_accepts_each_end_with_one_winner() {
 
     // Every service settles on the same winner.
     for (order, winner) in &results {
-        let order = *order;
-        let (status, payment, cook) = match winner {
-            Winner::Cancel => ("Cancelled", "Refunded", "Cancelled"),
-            Winner::Accept => ("Accepted", "Approved", "Accepted"),
-        };
-        eventually(&format!("order {order} settled as {status}"), || async {
-            let o = customer.get(&format!("/orders/{order}")).await.body;
-            let p = customer.get(&format!("/payments/{order}")).await.body;
-            let s = owner.get(&format!("/storeOrders/{order}")).await.body;
-            let v = customer.get(&format!("/statusChecks/{order}")).await.body;
-            (o["status"] == status
-                && p["paymentStatus"] == payment
-                && s["cookStatus"] == cook
-                && v["status"] == status)
-                .then_some(())
-        })
-        .await;
+        wait_settled(&customer, &owner, *order, *winner).await;
     }
     // Nothing reached delivery, no refund for an accepted order, one event
     // of each kind per order, and no consumer parked anything.

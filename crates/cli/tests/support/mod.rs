@@ -299,6 +299,11 @@ pub async fn wait_history(api: &Api, order_id: i64, changes: usize) -> Value {
 
 /// Asserts that no consumer parked an event.
 pub async fn assert_no_dead_letters(admin: &Api) {
+    assert_no_dead_letters_at(|_| admin.clone()).await;
+}
+
+/// The same, asking each service where `admin_of` says it runs (a fleet).
+pub async fn assert_no_dead_letters_at(admin_of: impl Fn(&str) -> Api) {
     for consumer in [
         "order",
         "payment",
@@ -307,7 +312,7 @@ pub async fn assert_no_dead_letters(admin: &Api) {
         "status",
         "notification",
     ] {
-        let dead = admin
+        let dead = admin_of(consumer)
             .get(&format!("/admin/deadLetters/{consumer}"))
             .await
             .body;
@@ -340,4 +345,25 @@ pub async fn race(customer: &Api, owner: &Api, order: i64) -> Winner {
             cancel.body, accept.body
         ),
     }
+}
+
+/// Waits until order, payment, store and status view all show `winner`'s
+/// outcome of a cancel-vs-accept race.
+pub async fn wait_settled(customer: &Api, owner: &Api, order: i64, winner: Winner) {
+    let (status, payment, cook) = match winner {
+        Winner::Cancel => ("Cancelled", "Refunded", "Cancelled"),
+        Winner::Accept => ("Accepted", "Approved", "Accepted"),
+    };
+    eventually(&format!("order {order} settled as {status}"), || async {
+        let o = customer.get(&format!("/orders/{order}")).await.body;
+        let p = customer.get(&format!("/payments/{order}")).await.body;
+        let s = owner.get(&format!("/storeOrders/{order}")).await.body;
+        let v = customer.get(&format!("/statusChecks/{order}")).await.body;
+        (o["status"] == status
+            && p["paymentStatus"] == payment
+            && s["cookStatus"] == cook
+            && v["status"] == status)
+            .then_some(())
+    })
+    .await;
 }
