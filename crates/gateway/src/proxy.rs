@@ -158,9 +158,6 @@ impl Pool {
 pub struct Proxy {
     pools: Arc<Vec<Pool>>,
     http: reqwest::Client,
-    /// For resends after a failed send: a pooled connection to a replica
-    /// that restarted is stale, and the pool may hold several.
-    fresh: reqwest::Client,
     config: OutlierConfig,
 }
 
@@ -188,15 +185,9 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        let fresh = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(300))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Proxy {
             pools: Arc::new(pools),
             http,
-            fresh,
             config,
         }
     }
@@ -296,7 +287,6 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         1
     };
     let mut tried = Vec::new();
-    let mut unsent = false;
     // What each attempt met, for the 502's detail.
     let mut failures: Vec<String> = Vec::new();
     for attempt in 0..attempts {
@@ -310,8 +300,8 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         let url = format!("{}{}{}", pool.replicas[i].url, upstream_path, query);
         let mut headers = HeaderMap::new();
         copy_headers(&parts.headers, &mut headers);
-        let client = if unsent { &proxy.fresh } else { &proxy.http };
-        let sent = client
+        let sent = proxy
+            .http
             .request(parts.method.clone(), &url)
             .headers(headers)
             .body(body.clone())
@@ -351,7 +341,6 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
                 // answers again.
                 pool.replicas[i].healthy.store(false, Ordering::Relaxed);
                 pool.report(i, false, &proxy.config);
-                unsent = true;
                 let mut cause = e.to_string();
                 let mut source = std::error::Error::source(&e);
                 while let Some(inner) = source {
