@@ -16,7 +16,7 @@ impl PaymentClient for LocalPayment {
     async fn pay(&self, request: PaymentRequest) -> Result<PaymentOutcome, ClientError> {
         let payment = self
             .0
-            .pay(request.facts, request.card, request.actor)
+            .pay(request.facts, request.card, request.actor, request.deadline)
             .await
             .map_err(|e| ClientError::Unavailable(e.detail))?;
         Ok(match payment.payment_status {

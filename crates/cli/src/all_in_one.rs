@@ -72,10 +72,7 @@ pub(crate) async fn open(
 
 pub(crate) fn with_idempotency(router: Router, db: &Db, keys: &TokenKeys) -> Router {
     router.layer(from_fn_with_state(
-        Idempotency {
-            db: db.clone(),
-            keys: keys.clone(),
-        },
+        Idempotency::new(db.clone(), keys.clone()),
         idempotency::layer,
     ))
 }

@@ -40,9 +40,19 @@ impl PaymentClient for HttpPayment {
             "correlationId": f.correlation_id, "card": request.card,
         });
         let token = system_token(&self.keys)?;
+        let Some(budget) = request.deadline.left() else {
+            return Err(ClientError::Unavailable("no deadline for a payment".into()));
+        };
         let reply = self
             .peer
-            .call(Method::POST, "/payments", Some(&token), Some(&body), true)
+            .call_within(
+                Method::POST,
+                "/payments",
+                Some(&token),
+                Some(&body),
+                true,
+                budget,
+            )
             .await
             .map_err(unavailable)?;
         if !reply.status.is_success() {

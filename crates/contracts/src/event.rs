@@ -27,10 +27,14 @@ pub enum EventType {
     /// The order gave up on its payment (declined, timed out, unreachable);
     /// a payment that was approved anyway must be refunded.
     OrderPaymentFailed,
+    /// The store agreed to a cancel. Order follows it, so a cancel whose
+    /// answer was lost on the way (a timeout) still ends cancelled and
+    /// refunded; the customer hears of it through `MenuCancelled`.
+    StoreOrderCancelled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::MenuOrdered,
         EventType::PaymentAgreed,
         EventType::MenuCancelled,
@@ -42,6 +46,7 @@ impl EventType {
         EventType::DeliveryCompleted,
         EventType::OrderConfirmed,
         EventType::OrderPaymentFailed,
+        EventType::StoreOrderCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +62,7 @@ impl EventType {
             EventType::DeliveryCompleted => "DeliveryCompleted",
             EventType::OrderConfirmed => "OrderConfirmed",
             EventType::OrderPaymentFailed => "OrderPaymentFailed",
+            EventType::StoreOrderCancelled => "StoreOrderCancelled",
         }
     }
 

@@ -27,6 +27,8 @@ pub struct PaymentRequest {
     /// Card number as given by the customer, if any.
     pub card: Option<String>,
     pub actor: String,
+    /// When Order stops waiting; Payment charges nothing after it.
+    pub deadline: platform::deadline::Deadline,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

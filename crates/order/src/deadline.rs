@@ -46,12 +46,20 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError>
                         Some("payment did not settle"),
                     )
                     .await;
+                    if r.is_ok() {
+                        // Not placed: its key is free for a retry.
+                        record::release_key(tx, id).await?;
+                    }
                     // Settled meanwhile by its own request: nothing to do.
                     Ok::<_, platform::ApiError>(r.is_ok())
                 })
             })
             .await?;
         if failed {
+            tracing::warn!(
+                order_id = id,
+                "failed an order whose payment never settled (its process stopped mid-payment); a charge that went through is refunded"
+            );
             svc.outbox.notify();
             done += 1;
         }

@@ -9,6 +9,8 @@ pub enum OrderAction {
     PaymentApproved,
     PaymentFailed,
     Cancel,
+    /// The store agreed to a cancel (its answer may have been lost).
+    StoreCancelled,
     StoreAccepted,
     StoreRejected,
     CookFinished,
@@ -18,10 +20,11 @@ pub enum OrderAction {
 }
 
 impl OrderAction {
-    pub const ALL: [OrderAction; 9] = [
+    pub const ALL: [OrderAction; 10] = [
         OrderAction::PaymentApproved,
         OrderAction::PaymentFailed,
         OrderAction::Cancel,
+        OrderAction::StoreCancelled,
         OrderAction::StoreAccepted,
         OrderAction::StoreRejected,
         OrderAction::CookFinished,
@@ -34,7 +37,7 @@ impl OrderAction {
         match self {
             OrderAction::PaymentApproved => "complete payment",
             OrderAction::PaymentFailed => "fail payment",
-            OrderAction::Cancel => "cancel",
+            OrderAction::Cancel | OrderAction::StoreCancelled => "cancel",
             OrderAction::StoreAccepted => "accept",
             OrderAction::StoreRejected => "reject",
             OrderAction::CookFinished => "finish cooking",
@@ -60,6 +63,7 @@ pub fn next(current: OrderStatus, action: OrderAction) -> Result<OrderStatus, Il
         (PaymentPending, A::PaymentFailed) => PaymentFailed,
         // Cancel only before the store accepts (the seed's rule, enforced).
         (Ordered, A::Cancel) => Cancelled,
+        (Ordered, A::StoreCancelled) => Cancelled,
         (Ordered, A::StoreAccepted) => Accepted,
         (Ordered, A::StoreRejected) => Rejected,
         (Accepted, A::CookFinished) => Cooked,
@@ -108,6 +112,8 @@ pub fn follow(current: OrderStatus, action: OrderAction) -> Result<Follow, Illeg
         OrderAction::CookFinished => Cooked,
         OrderAction::PickedUp => PickedUp,
         OrderAction::Delivered => Delivered,
+        // The cancel committed already through the store's answer.
+        OrderAction::StoreCancelled if current == Cancelled => return Ok(Follow::AlreadyPast),
         _ => return next(current, action).map(Follow::Advance),
     };
     match (fulfilment_step(current), fulfilment_step(reported)) {
@@ -173,12 +179,31 @@ mod tests {
         assert!(follow(Accepted, A::StoreRejected).is_err());
     }
 
+    #[test]
+    fn the_store_agreeing_to_a_cancel_cancels_once() {
+        use OrderAction as A;
+        // The cancel's answer was lost: the store's event finishes it.
+        assert_eq!(
+            follow(Ordered, A::StoreCancelled),
+            Ok(Follow::Advance(Cancelled))
+        );
+        // The answer arrived first: the event changes nothing.
+        assert_eq!(
+            follow(Cancelled, A::StoreCancelled),
+            Ok(Follow::AlreadyPast)
+        );
+        for status in [PaymentPending, Accepted, Rejected, PaymentFailed, Confirmed] {
+            assert!(follow(status, A::StoreCancelled).is_err(), "{status:?}");
+        }
+    }
+
     /// The whole table, written out as the specification: every pair not
     /// listed must be refused.
-    const ALLOWED: [(OrderStatus, OrderAction, OrderStatus); 9] = [
+    const ALLOWED: [(OrderStatus, OrderAction, OrderStatus); 10] = [
         (PaymentPending, OrderAction::PaymentApproved, Ordered),
         (PaymentPending, OrderAction::PaymentFailed, PaymentFailed),
         (Ordered, OrderAction::Cancel, Cancelled),
+        (Ordered, OrderAction::StoreCancelled, Cancelled),
         (Ordered, OrderAction::StoreAccepted, Accepted),
         (Ordered, OrderAction::StoreRejected, Rejected),
         (Accepted, OrderAction::CookFinished, Cooked),

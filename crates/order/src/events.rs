@@ -20,6 +20,7 @@ fn action_for(event_type: EventType) -> Option<OrderAction> {
         EventType::CookFinished => Some(OrderAction::CookFinished),
         EventType::DeliveryStarted => Some(OrderAction::PickedUp),
         EventType::DeliveryCompleted => Some(OrderAction::Delivered),
+        EventType::StoreOrderCancelled => Some(OrderAction::StoreCancelled),
         _ => None,
     }
 }

@@ -3,19 +3,20 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use contracts::event::OrderFacts;
 use contracts::{OrderStatus, Role};
 use platform::sql;
 use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
-use crate::clients::{ClientError, PaymentOutcome, PaymentRequest, StoreCancel};
+use crate::clients::{ClientError, StoreCancel};
 use crate::domain::OrderAction;
+use crate::placement::{self, NewOrder, Placed};
 use crate::record::{self, ChangeError, Order, COLUMNS};
 use crate::OrderService;
+use platform::idempotency::IdempotencyKey;
 
 /// The largest quantity one order line may carry.
 pub const MAX_QTY: i64 = 100;
@@ -60,6 +61,7 @@ fn change_error(e: ChangeError) -> ApiError {
 async fn place(
     State(svc): State<OrderService>,
     who: Principal,
+    key: Option<Extension<IdempotencyKey>>,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     who.require(&[Role::Customer])?;
@@ -111,103 +113,29 @@ async fn place(
         .price
         .checked_mul(req.qty)
         .ok_or_else(|| ApiError::unprocessable("order total is too large"))?;
-
-    let created = {
-        let customer = who.user_id;
-        let (menu, address) = (menu.clone(), address.clone());
-        let now = platform::clock::now_ms();
-        svc.db.write(move |tx| Box::pin(async move {
-            let id: i64 = sql::query(
-                "INSERT INTO orders (customer_id, store_id, menu_id, menu_name, qty, unit_price, price, address, status, correlation_id, version, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PaymentPending', ?, 1, ?, ?) RETURNING id",
-            )
-            .bind(customer)
-            .bind(menu.store_id)
-            .bind(menu.id)
-            .bind(&menu.name)
-            .bind(req.qty)
-            .bind(menu.price)
-            .bind(price)
-            .bind(&address)
-            .bind(Uuid::now_v7().to_string())
-            .bind(now)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-            record::load(tx, id).await?.ok_or_else(|| ApiError::internal("order vanished"))
-        }))
-        .await?
-    };
-
-    let request = PaymentRequest {
-        facts: created.facts(),
+    let new = NewOrder {
+        customer_id: who.user_id,
+        menu,
+        qty: req.qty,
+        price,
+        address,
         card,
         actor: who.actor(),
+        idempotency_key: key.map(|Extension(IdempotencyKey(k))| k),
     };
-    let outcome =
-        match tokio::time::timeout(svc.config.payment_timeout, svc.payment.pay(request)).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(ClientError::Unavailable(e))) => Err(e),
-            Err(_) => Err(format!("no answer within {:?}", svc.config.payment_timeout)),
-        };
-    let actor = who.actor();
-    let id = created.id;
-    let settled = outcome.clone();
-    let order = svc
-        .db
-        .write(move |tx| {
-            Box::pin(async move {
-                let result = match &settled {
-                    Ok(PaymentOutcome::Approved { payment_id }) => {
-                        sql::query("UPDATE orders SET payment_id = ? WHERE id = ?")
-                            .bind(payment_id)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                        record::change(tx, id, OrderAction::PaymentApproved, &actor, None).await
-                    }
-                    Ok(PaymentOutcome::Declined { reason }) => {
-                        record::change(tx, id, OrderAction::PaymentFailed, &actor, Some(reason))
-                            .await
-                    }
-                    Err(e) => {
-                        let reason = format!("payment unavailable: {e}");
-                        record::change(tx, id, OrderAction::PaymentFailed, "system", Some(&reason))
-                            .await
-                    }
-                };
-                let order = match result {
-                    Ok(order) => order,
-                    // The stuck-payment sweep settled it first.
-                    Err(ChangeError::Illegal(t)) => {
-                        return Err(ApiError::unavailable(format!(
-                            "payment did not complete in time ({})",
-                            t.current
-                        )))
-                    }
-                    Err(e) => return Err(change_error(e)),
-                };
-                Ok(order)
-            })
-        })
-        .await?;
-    svc.outbox.notify();
-    {
-        match outcome {
-            Ok(PaymentOutcome::Approved { .. }) => Ok((StatusCode::CREATED, Json(order))),
-            Ok(PaymentOutcome::Declined { reason }) => Err(ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "Payment declined",
-                format!("the card was declined: {reason}"),
-            )
-            .with("orderId", json!(order.id))
-            .with("currentStatus", json!(order.status))),
-            Err(e) => Err(ApiError::unavailable(format!(
-                "payment is unavailable, nothing was charged: {e}"
-            ))
-            .with("orderId", json!(order.id))),
-        }
+    match placement::place(&svc, new).await? {
+        Placed::Paid(order) | Placed::AsItStands(order) => Ok((StatusCode::CREATED, Json(order))),
+        Placed::Declined { order, reason } => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "Payment declined",
+            format!("the card was declined: {reason}"),
+        )
+        .with("orderId", json!(order.id))
+        .with("currentStatus", json!(order.status))),
+        Placed::NotPlaced { order, why } => Err(ApiError::unavailable(format!(
+            "payment did not answer in time ({why}): the order was not placed, and a charge that went through anyway is refunded automatically; try again"
+        ))
+        .with("orderId", json!(order.id))),
     }
 }
 
@@ -320,7 +248,7 @@ pub async fn cancel_order(
         }
         Err(e) => {
             return Err(ApiError::unavailable(format!(
-                "store is unavailable, try again: {e}"
+                "the store did not answer the cancel ({e}); if it agreed, the order is cancelled and refunded automatically, so check the order before trying again"
             )))
         }
     }

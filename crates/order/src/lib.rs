@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod domain;
 mod events;
 pub mod http;
+pub mod placement;
 pub mod record;
 
 use std::sync::Arc;

@@ -85,6 +85,32 @@ pub async fn load(conn: &mut Conn, id: i64) -> Result<Option<Order>, sqlx::Error
     Ok(row.as_ref().map(Order::from_row))
 }
 
+/// The order a customer placed with this Idempotency-Key, if any.
+pub async fn by_key(
+    conn: &mut Conn,
+    customer_id: i64,
+    key: &str,
+) -> Result<Option<Order>, sqlx::Error> {
+    let row = sql::query(format!(
+        "SELECT {COLUMNS} FROM orders WHERE customer_id = ? AND idempotency_key = ?"
+    ))
+    .bind(customer_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(Order::from_row))
+}
+
+/// Frees the key of an order that was not placed, so that a retry with it
+/// places a new one.
+pub async fn release_key(conn: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
+    sql::query("UPDATE orders SET idempotency_key = NULL WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     #[error("order {0} not found")]
@@ -100,7 +126,7 @@ fn event_for(action: OrderAction) -> Option<EventType> {
     match action {
         OrderAction::PaymentApproved => Some(EventType::MenuOrdered),
         OrderAction::PaymentFailed => Some(EventType::OrderPaymentFailed),
-        OrderAction::Cancel => Some(EventType::MenuCancelled),
+        OrderAction::Cancel | OrderAction::StoreCancelled => Some(EventType::MenuCancelled),
         OrderAction::Confirm => Some(EventType::OrderConfirmed),
         // The rest mirror another service's event; they publish nothing new.
         _ => None,

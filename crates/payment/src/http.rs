@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
 use contracts::Role;
+use platform::deadline::Deadline;
 use platform::sql;
 use platform::{ApiError, JsonBody, Principal};
 use serde::Deserialize;
@@ -41,6 +42,7 @@ struct PayRequest {
 async fn pay(
     State(svc): State<PaymentService>,
     who: Principal,
+    deadline: Deadline,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Payment>), ApiError> {
     who.require(&[Role::Admin])?;
@@ -58,7 +60,7 @@ async fn pay(
         customer_id: req.customer_id,
         correlation_id: req.correlation_id.unwrap_or_else(Uuid::now_v7),
     };
-    let payment = svc.pay(facts, req.card, who.actor()).await?;
+    let payment = svc.pay(facts, req.card, who.actor(), deadline).await?;
     Ok((StatusCode::CREATED, Json(payment)))
 }
 

@@ -8,6 +8,7 @@ pub mod record;
 
 use axum::extract::FromRef;
 use contracts::event::OrderFacts;
+use platform::deadline::Deadline;
 use platform::outbox::OutboxSignal;
 use platform::{Db, TokenKeys};
 
@@ -42,16 +43,33 @@ impl FromRef<PaymentService> for TokenKeys {
 impl PaymentService {
     /// Pays for an order once. A second call for the same order returns the
     /// first result; a call for an order that already gave up is declined.
+    /// Nothing is charged once the caller's deadline has passed: it no
+    /// longer waits, and the order it answers for is not placed.
     pub async fn pay(
         &self,
         facts: OrderFacts,
         card: Option<String>,
         actor: String,
+        deadline: Deadline,
     ) -> Result<Payment, platform::ApiError> {
         let payment = self
             .db
             .write(move |tx| {
                 Box::pin(async move {
+                    if deadline.passed() {
+                        if let Some(existing) = record::by_order(tx, facts.order_id).await? {
+                            return Ok(existing);
+                        }
+                        tracing::info!(
+                            order_id = facts.order_id,
+                            "payment refused: the order stopped waiting for it"
+                        );
+                        return Err(platform::ApiError::new(
+                            axum::http::StatusCode::GATEWAY_TIMEOUT,
+                            "Deadline passed",
+                            "the caller stopped waiting; nothing was charged",
+                        ));
+                    }
                     Ok::<_, platform::ApiError>(
                         record::pay(tx, &facts, card.as_deref(), &actor).await?,
                     )

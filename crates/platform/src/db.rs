@@ -26,6 +26,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Database, Pool};
 
+use crate::session_limits::SessionLimits;
 use crate::sql::Backend;
 use crate::writer::Writer;
 
@@ -176,7 +177,8 @@ impl Db {
             }
             Location::Postgres(url) => {
                 create_if_missing::<Postgres>(url).await?;
-                let options = PgConnectOptions::from_str(url)?;
+                let options =
+                    PgConnectOptions::from_str(url)?.options(SessionLimits::from_env().postgres());
                 let pool = PgPoolOptions::new()
                     .max_connections(SERVER_POOL)
                     .acquire_timeout(Duration::from_secs(10))
@@ -189,8 +191,16 @@ impl Db {
             Location::MySql(url) => {
                 create_if_missing::<MySql>(url).await?;
                 let options = MySqlConnectOptions::from_str(url)?;
+                let limits = SessionLimits::from_env().mariadb();
                 let pool = MySqlPoolOptions::new()
                     .max_connections(SERVER_POOL)
+                    .after_connect(move |conn, _| {
+                        let limits = limits.clone();
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute(limits.as_str()).await.map(drop)
+                        })
+                    })
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?;
@@ -443,10 +453,14 @@ impl Conn {
         }
     }
 
+    /// Opens a transaction. The connection counts as inside one from the
+    /// moment the statement is sent: a caller dropped while `BEGIN` is on
+    /// its way (a client hanging up) must not hand a connection that the
+    /// database put in a transaction back to the pool. A failed `BEGIN`
+    /// leaves it marked too, so a connection in an unknown state is closed.
     pub(crate) async fn begin(&mut self, sql: &str) -> Result<(), sqlx::Error> {
-        self.raw(sql).await?;
         self.in_transaction = true;
-        Ok(())
+        self.raw(sql).await
     }
 
     /// Ends the transaction with `COMMIT` or `ROLLBACK`.

@@ -144,6 +144,23 @@ impl Peer {
         body: Option<&Value>,
         idempotent: bool,
     ) -> Result<PeerReply, PeerError> {
+        self.call_within(method, path, token, body, idempotent, self.config.deadline)
+            .await
+    }
+
+    /// Like [`Peer::call`], within `budget` (at most the peer's own
+    /// deadline). Each attempt tells the peer how long is left, so it does
+    /// no work after the caller gave up.
+    pub async fn call_within(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        idempotent: bool,
+        budget: Duration,
+    ) -> Result<PeerReply, PeerError> {
+        let deadline = budget.min(self.config.deadline);
         let started = Instant::now();
         let attempts = if idempotent {
             1 + self.config.retries
@@ -154,7 +171,7 @@ impl Peer {
         for attempt in 0..attempts {
             if attempt > 0 {
                 let backoff = Duration::from_millis(50 * 3u64.pow(attempt - 1));
-                if started.elapsed() + backoff >= self.config.deadline {
+                if started.elapsed() + backoff >= deadline {
                     break;
                 }
                 tokio::time::sleep(backoff).await;
@@ -165,13 +182,14 @@ impl Peer {
                     self.name
                 )));
             }
-            let left = self.config.deadline.saturating_sub(started.elapsed());
+            let left = deadline.saturating_sub(started.elapsed());
             if left.is_zero() {
                 break;
             }
             let mut req = self
                 .http
                 .request(method.clone(), format!("{}{}", self.base, path))
+                .header(crate::deadline::HEADER, left.as_millis().to_string())
                 .timeout(left);
             if let Some(token) = token {
                 req = req.bearer_auth(token);

@@ -321,3 +321,126 @@ async fn postgres_keeps_every_rule() {
 async fn mysql_keeps_every_rule() {
     every_rule(Backend::MySql).await;
 }
+
+/// Reads abandoned at random moments (a client hanging up) must leave no
+/// pooled connection inside a transaction: every read after them succeeds.
+async fn abandoned_reads_leave_no_open_transaction(backend: Backend) {
+    let Some(test) = TestDb::new(backend) else {
+        return;
+    };
+    let db = test.open().await;
+    bump(&db, "reads").await.expect("seed a row");
+    for i in 0..1500u64 {
+        let db = db.clone();
+        // From "before BEGIN was answered" to "while the work runs".
+        let patience = Duration::from_micros((i * 7919) % 400);
+        let _ = tokio::time::timeout(
+            patience,
+            db.read(|conn| {
+                Box::pin(async move {
+                    sql::query_scalar::<i64>("SELECT n FROM counters WHERE name = 'reads'")
+                        .fetch_one(conn)
+                        .await
+                })
+            }),
+        )
+        .await;
+    }
+    let mut failures = Vec::new();
+    for _ in 0..200 {
+        let read = db
+            .read(|conn| {
+                Box::pin(async move {
+                    sql::query_scalar::<i64>("SELECT n FROM counters WHERE name = 'reads'")
+                        .fetch_one(conn)
+                        .await
+                })
+            })
+            .await;
+        if let Err(e) = read {
+            failures.push(e.to_string());
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 200 reads failed after hang-ups, e.g. {:?}",
+        failures.len(),
+        failures.first()
+    );
+    db.close().await;
+    test.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_reads_survive_hang_ups() {
+    abandoned_reads_leave_no_open_transaction(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_reads_survive_hang_ups() {
+    abandoned_reads_leave_no_open_transaction(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_reads_survive_hang_ups() {
+    abandoned_reads_leave_no_open_transaction(Backend::MySql).await;
+}
+
+/// A replica that freezes inside a write transaction (SIGSTOP, a stalled
+/// VM) holds the write lock; the server must end its session so the other
+/// replica's writes go on after a bounded wait.
+async fn a_frozen_replica_releases_the_write_lock(backend: Backend) {
+    let Some(test) = TestDb::new(backend) else {
+        return;
+    };
+    let frozen = test.open().await;
+    let healthy = test.open().await;
+    bump(&healthy, "frozen").await.expect("first write");
+    // The frozen replica takes the write lock, then sends nothing.
+    let stuck = frozen.clone();
+    tokio::spawn(async move {
+        let _ = stuck
+            .write(|conn| {
+                Box::pin(async move {
+                    sql::query("UPDATE counters SET n = n WHERE name = 'frozen'")
+                        .execute(&mut *conn)
+                        .await?;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok::<_, sqlx::Error>(())
+                })
+            })
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let mut last = None;
+    // The first try may meet the lock timeout; a retry after the frozen
+    // session was ended must succeed.
+    while started.elapsed() < Duration::from_secs(20) {
+        match bump(&healthy, "frozen").await {
+            Ok(n) => {
+                last = Some(n);
+                break;
+            }
+            Err(e) => eprintln!("write while frozen: {e}"),
+        }
+    }
+    let waited = started.elapsed();
+    assert_eq!(last, Some(2), "the healthy replica never wrote");
+    assert!(
+        waited < Duration::from_secs(10),
+        "the healthy replica waited {waited:?} for a frozen one"
+    );
+    healthy.close().await;
+    test.drop_database().await;
+}
+
+#[tokio::test]
+async fn postgres_frozen_replica_releases_the_write_lock() {
+    a_frozen_replica_releases_the_write_lock(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_frozen_replica_releases_the_write_lock() {
+    a_frozen_replica_releases_the_write_lock(Backend::MySql).await;
+}

@@ -47,7 +47,9 @@ pub fn status_after(event_type: EventType) -> Option<OrderStatus> {
         EventType::OrderConfirmed => OrderStatus::Confirmed,
         EventType::MenuCancelled => OrderStatus::Cancelled,
         EventType::OrderPaymentFailed => OrderStatus::PaymentFailed,
-        EventType::PaymentAgreed | EventType::PaymentCancelled => return None,
+        EventType::PaymentAgreed | EventType::PaymentCancelled | EventType::StoreOrderCancelled => {
+            return None
+        }
     })
 }
 

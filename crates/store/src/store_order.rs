@@ -124,8 +124,9 @@ fn event_for(action: StoreAction) -> Option<EventType> {
         StoreAction::Accept => Some(EventType::CookStarted),
         StoreAction::Reject => Some(EventType::OrderRejected),
         StoreAction::Finish => Some(EventType::CookFinished),
-        // The order service publishes MenuCancelled once the store agreed.
-        StoreAction::Cancel => None,
+        // Order follows it (and publishes MenuCancelled) even when the
+        // answer to its cancel call was lost.
+        StoreAction::Cancel => Some(EventType::StoreOrderCancelled),
     }
 }
 
@@ -184,6 +185,17 @@ pub async fn cancel(
                 Some("cancelled by the customer"),
             )
             .await?;
+            let mut ev = Event::new(
+                EventType::StoreOrderCancelled,
+                facts,
+                facts.order_id,
+                actor,
+                1,
+                platform::clock::now_ms(),
+            );
+            ev.cook_status = Some(StoreOrderStatus::Cancelled.as_str().to_string());
+            ev.reason = Some("cancelled by the customer".into());
+            platform::outbox::enqueue(conn, &ev).await?;
             Ok(Ok(()))
         }
         Some(so) if so.cook_status == StoreOrderStatus::Cancelled => Ok(Ok(())),
