@@ -15,6 +15,7 @@ pub mod nats;
 pub mod outbox;
 pub mod peer;
 pub mod problem;
+pub mod rebuild;
 pub mod shutdown;
 pub mod sql;
 pub mod transport;
