@@ -649,3 +649,24 @@ pub async fn discard(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_event_waits_longer_after_each_failure_then_is_buried() {
+        let now = 1_000;
+        assert_eq!(after_failure(1, now), AfterFailure::RetryAt(now + 20));
+        assert_eq!(after_failure(2, now), AfterFailure::RetryAt(now + 80));
+        assert_eq!(after_failure(3, now), AfterFailure::RetryAt(now + 320));
+        assert_eq!(after_failure(MAX_ATTEMPTS, now), AfterFailure::Bury);
+        assert_eq!(after_failure(MAX_ATTEMPTS + 3, now), AfterFailure::Bury);
+    }
+
+    #[test]
+    fn the_pause_before_a_retry_is_bounded() {
+        assert_eq!(retry_pause_ms(0), 20);
+        assert!(retry_pause_ms(u32::MAX) <= 20 * 4i64.pow(7));
+    }
+}

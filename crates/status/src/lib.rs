@@ -397,6 +397,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_page_holds_a_hundred_rows_unless_asked_and_never_more_than_a_thousand() {
+        assert_eq!(page_size(None), 100);
+        assert_eq!(page_size(Some(20)), 20);
+        assert_eq!(page_size(Some(0)), 1);
+        assert_eq!(page_size(Some(-5)), 1);
+        assert_eq!(page_size(Some(50_000)), 1000);
+    }
+
+    #[test]
     fn the_view_moves_an_order_only_forward() {
         let steps = [
             OrderStatus::PaymentPending,
