@@ -174,7 +174,7 @@ pub async fn run(
         ),
         (Arc::new(store::StoreEvents), store_db.clone()),
         (Arc::new(delivery::DeliveryEvents), delivery_db.clone()),
-        (Arc::new(status::StatusEvents), status_db.clone()),
+        (Arc::new(status::StatusEvents::served()), status_db.clone()),
         (
             Arc::new(notification_svc.handler()),
             notification_db.clone(),

@@ -72,8 +72,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         from: i64,
     },
-    /// Rebuild a read model from the event log. Safe while the server runs:
-    /// its consumer replays the log into the emptied view.
+    /// Rebuild a read model from the event log beside the served one and
+    /// swap it in once it has caught up. Safe while the server runs: it
+    /// keeps serving the old copy, current, until the swap.
     Rebuild {
         #[arg(value_enum)]
         view: tools::View,

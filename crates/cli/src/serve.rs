@@ -366,7 +366,7 @@ pub async fn run(
             })
         }
         Service::Status => {
-            consumer = Some(Arc::new(status::StatusEvents));
+            consumer = Some(Arc::new(status::StatusEvents::served()));
             status::router(status::StatusService {
                 db: db.clone(),
                 keys: keys.clone(),

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use platform::{Db, EventLog, Location};
+use platform::EventLog;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum View {
@@ -48,27 +48,46 @@ pub async fn print_events(data_dir: &Path, from: i64, follow: bool) -> anyhow::R
     }
 }
 
+/// Rebuilds a read model beside the served one and swaps it in once it has
+/// caught up; safe while the server runs, which keeps serving the old copy
+/// until then.
 pub async fn rebuild(data_dir: &Path, view: View) -> anyhow::Result<()> {
-    match view {
+    let path = data_dir.join("events.db");
+    if !path.exists() {
+        anyhow::bail!(
+            "no event log at {} (start the server first)",
+            path.display()
+        );
+    }
+    let log = EventLog::open(&path)
+        .await
+        .context("opening the event log")?;
+    let started = std::time::Instant::now();
+    let (name, db, done) = match view {
         View::Status => {
-            let db = Db::open(
-                &Location::Sqlite(data_dir.join("status.db")),
-                &status::migrations(),
-            )
-            .await?;
-            status::rebuild(&db).await?;
+            let db = crate::all_in_one::open(data_dir, "status", status::migrations()).await?;
+            let done = status::rebuild(&db, &log).await;
+            ("status", db, done)
         }
         View::Notification => {
-            let db = Db::open(
-                &Location::Sqlite(data_dir.join("notification.db")),
-                &notification::migrations(),
-            )
-            .await?;
-            notification::rebuild(&db).await?;
+            let db = crate::all_in_one::open(data_dir, "notification", notification::migrations())
+                .await?;
+            let done = notification::rebuild(&db, &log).await;
+            ("notification", db, done)
         }
-    }
+    };
+    db.close().await;
+    log.close().await;
+    let done = done.with_context(|| format!("rebuilding the {name} view"))?;
     println!(
-        "{view:?} view emptied; the running server (or the next start) replays the log into it"
+        "{name} view rebuilt from {} log entries up to position {} in {} ms and swapped in{}",
+        done.replayed,
+        done.position,
+        started.elapsed().as_millis(),
+        match done.buried {
+            0 => String::new(),
+            n => format!("; {n} events failed and are now dead letters"),
+        }
     );
     Ok(())
 }

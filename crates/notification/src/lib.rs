@@ -6,6 +6,7 @@
 mod message;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,10 +17,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::{Event, EventType, Role};
 use futures::Stream;
-use platform::consumer::{self, EventHandler, HandlerError};
+use platform::consumer::{EventHandler, HandlerError};
+use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::sql;
 use platform::Conn;
-use platform::{ApiError, Db, Principal, TokenKeys};
+use platform::{ApiError, Db, EventLog, Principal, TokenKeys};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -56,6 +58,9 @@ impl NotificationService {
     pub fn handler(&self) -> NotificationEvents {
         NotificationEvents {
             added: self.added.clone(),
+            table: SERVED,
+            name: CONSUMER,
+            inbox: "inbox",
         }
     }
 }
@@ -66,14 +71,25 @@ impl FromRef<NotificationService> for TokenKeys {
     }
 }
 
+/// The table readers are served, and the one a rebuild fills beside it.
+const SERVED: &str = "notifications";
+const REBUILDING: &str = "notifications_rebuild";
+
 pub struct NotificationEvents {
     added: watch::Sender<u64>,
+    table: &'static str,
+    name: &'static str,
+    inbox: &'static str,
 }
 
 #[async_trait]
 impl EventHandler for NotificationEvents {
     fn name(&self) -> &'static str {
-        CONSUMER
+        self.name
+    }
+
+    fn inbox(&self) -> &'static str {
+        self.inbox
     }
 
     fn wants(&self, _: EventType) -> bool {
@@ -84,8 +100,11 @@ impl EventHandler for NotificationEvents {
         for (recipient, text) in recipients_and_message(ev) {
             sql::query(sql::insert_ignoring_duplicates(
                 conn.backend(),
-                "INSERT INTO notifications (recipient, order_id, event_id, event_type, message, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                &format!(
+                    "INSERT INTO {} (recipient, order_id, event_id, event_type, message, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                    self.table
+                ),
                 "(event_id, recipient)",
             ))
             .bind(recipient)
@@ -105,17 +124,65 @@ impl EventHandler for NotificationEvents {
     }
 }
 
-/// Drops every notification and makes the consumer read the log again.
-pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
-    db.write(move |conn| {
-        Box::pin(async move {
-            sql::query("DELETE FROM notifications")
-                .execute(&mut *conn)
-                .await?;
-            consumer::reset(conn, CONSUMER).await
+/// The notifications as a rebuild sees them: the new copy is filled beside
+/// the served one, which pages keep reading, current, until the swap.
+struct NotificationView;
+
+/// Matches a row of the served table with the new copy's row for the same
+/// event and recipient.
+const SAME_NOTIFICATION: &str =
+    "r.event_id = notifications.event_id AND r.recipient = notifications.recipient";
+
+#[async_trait]
+impl RebuildableView for NotificationView {
+    fn served(&self) -> &'static str {
+        CONSUMER
+    }
+
+    fn rebuilding(&self) -> Arc<dyn EventHandler> {
+        Arc::new(NotificationEvents {
+            added: watch::channel(0).0,
+            table: REBUILDING,
+            name: "notification.rebuild",
+            inbox: "inbox_rebuild",
         })
-    })
-    .await
+    }
+
+    async fn clear(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        sql::query(format!("DELETE FROM {REBUILDING}"))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Ids are the SSE stream's `Last-Event-ID`: a notification in both
+    /// copies keeps its served id (with the new copy's words), so no page
+    /// is told it again; only notifications new to the served copy get new
+    /// ids, above every id a page has seen.
+    async fn swap(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        for statement in [
+            format!("DELETE FROM {SERVED} WHERE NOT EXISTS (SELECT 1 FROM {REBUILDING} r WHERE {SAME_NOTIFICATION})"),
+            format!(
+                "UPDATE {SERVED} SET message = (SELECT r.message FROM {REBUILDING} r WHERE {SAME_NOTIFICATION})
+                 WHERE EXISTS (SELECT 1 FROM {REBUILDING} r WHERE {SAME_NOTIFICATION} AND r.message <> notifications.message)"
+            ),
+            format!(
+                "INSERT INTO {SERVED} (recipient, order_id, event_id, event_type, message, created_at)
+                 SELECT r.recipient, r.order_id, r.event_id, r.event_type, r.message, r.created_at FROM {REBUILDING} r
+                 WHERE NOT EXISTS (SELECT 1 FROM {SERVED} n WHERE n.event_id = r.event_id AND n.recipient = r.recipient)
+                 ORDER BY r.id"
+            ),
+        ] {
+            sql::query(statement).execute(&mut *conn).await?;
+        }
+        self.clear(conn).await
+    }
+}
+
+/// Rebuilds the notifications from the log while they are served; returns
+/// once the new copy has caught up and replaced the old one.
+pub async fn rebuild(db: &Db, log: &EventLog) -> Result<Rebuilt, RebuildError> {
+    platform::rebuild::rebuild(Arc::new(NotificationView), db, log).await
 }
 
 #[derive(Debug, Clone, Serialize)]

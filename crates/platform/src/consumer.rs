@@ -41,11 +41,19 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Called after a transaction with applied events committed, e.g. to
     /// wake the outbox relay or push live notifications.
     fn committed(&self) {}
+
+    /// The table that records which events this handler's effects hold. A
+    /// read model rebuilt beside the served one keeps its own, which
+    /// replaces this one when the new copy is swapped in.
+    fn inbox(&self) -> &'static str {
+        "inbox"
+    }
 }
 
 /// How often an event is tried before it becomes a dead letter.
 pub const MAX_ATTEMPTS: u32 = 4;
 const BATCH: i64 = 256;
+const POLL: Duration = Duration::from_millis(500);
 
 pub async fn position(db: &Db, consumer: &str) -> Result<i64, sqlx::Error> {
     let pos: Option<i64> =
@@ -56,7 +64,21 @@ pub async fn position(db: &Db, consumer: &str) -> Result<i64, sqlx::Error> {
     Ok(pos.unwrap_or(0))
 }
 
-async fn set_position(conn: &mut Conn, consumer: &str, pos: i64) -> Result<(), sqlx::Error> {
+/// The position as the transaction on `conn` sees it.
+pub(crate) async fn position_in(conn: &mut Conn, consumer: &str) -> Result<i64, sqlx::Error> {
+    let pos: Option<i64> =
+        sql::query_scalar("SELECT position FROM consumer_cursor WHERE consumer = ?")
+            .bind(consumer)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(pos.unwrap_or(0))
+}
+
+pub(crate) async fn set_position(
+    conn: &mut Conn,
+    consumer: &str,
+    pos: i64,
+) -> Result<(), sqlx::Error> {
     let upsert = sql::upsert(
         conn.backend(),
         "INSERT INTO consumer_cursor (consumer, position) VALUES (?1, ?2)",
@@ -71,89 +93,114 @@ async fn set_position(conn: &mut Conn, consumer: &str, pos: i64) -> Result<(), s
     Ok(())
 }
 
-async fn already_handled(conn: &mut Conn, event_id: &str) -> Result<bool, sqlx::Error> {
-    let found: i64 = sql::query_scalar("SELECT COUNT(*) FROM inbox WHERE event_id = ?")
+async fn already_handled(
+    conn: &mut Conn,
+    inbox: &str,
+    event_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let found: i64 = sql::query_scalar(format!("SELECT COUNT(*) FROM {inbox} WHERE event_id = ?"))
         .bind(event_id)
         .fetch_one(conn)
         .await?;
     Ok(found > 0)
 }
 
-async fn mark_handled(conn: &mut Conn, event_id: &str) -> Result<(), sqlx::Error> {
-    sql::query("INSERT INTO inbox (event_id, handled_at) VALUES (?, ?)")
-        .bind(event_id)
-        .bind(crate::clock::now_ms())
-        .execute(conn)
-        .await?;
+async fn mark_handled(conn: &mut Conn, inbox: &str, event_id: &str) -> Result<(), sqlx::Error> {
+    sql::query(format!(
+        "INSERT INTO {inbox} (event_id, handled_at) VALUES (?, ?)"
+    ))
+    .bind(event_id)
+    .bind(crate::clock::now_ms())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Applied,
     Skipped,
 }
 
 /// Applies one event in a savepoint of `conn`'s transaction: either the
 /// effect and its inbox row both land, or neither.
-async fn apply(
+pub(crate) async fn apply(
     handler: &dyn EventHandler,
     conn: &mut Conn,
     logged: &LoggedEvent,
 ) -> Result<Outcome, HandlerError> {
     let Some(event_type) = EventType::parse(&logged.event_type) else {
+        // A newer service may publish types this build does not know; the
+        // consumer moves past it once, so this is logged once.
+        tracing::warn!(
+            consumer = handler.name(),
+            event_id = %logged.event_id,
+            event_type = %logged.event_type,
+            log_seq = logged.seq,
+            "unknown event type skipped"
+        );
         return Ok(Outcome::Skipped);
     };
-    if !handler.wants(event_type) || already_handled(conn, &logged.event_id).await? {
+    let inbox = handler.inbox();
+    if !handler.wants(event_type) || already_handled(conn, inbox, &logged.event_id).await? {
         return Ok(Outcome::Skipped);
     }
     let event: Event = serde_json::from_str(&logged.payload)
         .map_err(|e| HandlerError::Rejected(format!("malformed event: {e}")))?;
     let mut savepoint = conn.savepoint().await?;
     handler.handle(&mut savepoint, &event).await?;
-    mark_handled(&mut savepoint, &logged.event_id).await?;
+    mark_handled(&mut savepoint, inbox, &logged.event_id).await?;
     savepoint.commit().await?;
     Ok(Outcome::Applied)
 }
 
-/// Applies as much of `batch` as succeeds in one commit. Returns the event
-/// that failed, if one did, with its error.
+/// How a batch read at one position ended.
+enum Batch {
+    /// Committed; `parked` when an event failed and waits for a retry.
+    Done { applied: bool, parked: bool },
+    /// The position is no longer where the batch was read (a rebuild swapped
+    /// in its copy, or another replica moved on): nothing was committed.
+    Overtaken,
+}
+
+/// Applies `batch`, read after position `from`, in one commit. The position
+/// is compared and set inside the same transaction, so a batch read before
+/// someone else moved the position lands nowhere. An event that fails is
+/// parked for retries and the batch goes on past it.
 async fn apply_batch(
     handler: &Arc<dyn EventHandler>,
     db: &Db,
+    from: i64,
     batch: Vec<LoggedEvent>,
-) -> Result<Option<(LoggedEvent, String)>, sqlx::Error> {
+) -> Result<Batch, sqlx::Error> {
     let h = handler.clone();
-    let (applied, failed) = db
+    let outcome = db
         .write(move |conn| {
             Box::pin(async move {
-                let mut reached = None;
-                let mut failed = None;
-                let mut applied = false;
+                if position_in(conn, h.name()).await? != from {
+                    return Ok(Batch::Overtaken);
+                }
+                let (mut applied, mut parked) = (false, false);
+                let mut reached = from;
                 for logged in batch {
                     match apply(h.as_ref(), conn, &logged).await {
-                        Ok(Outcome::Applied) => {
-                            applied = true;
-                            reached = Some(logged.seq);
-                        }
-                        Ok(Outcome::Skipped) => reached = Some(logged.seq),
+                        Ok(Outcome::Applied) => applied = true,
+                        Ok(Outcome::Skipped) => {}
                         Err(e) => {
-                            let error = e.to_string();
-                            failed = Some((logged, error));
-                            break;
+                            park(conn, h.name(), &logged, &e.to_string()).await?;
+                            parked = true;
                         }
                     }
+                    reached = logged.seq;
                 }
-                if let Some(seq) = reached {
-                    set_position(conn, h.name(), seq).await?;
-                }
-                Ok::<_, sqlx::Error>((applied, failed))
+                set_position(conn, h.name(), reached).await?;
+                Ok::<_, sqlx::Error>(Batch::Done { applied, parked })
             })
         })
         .await?;
-    if applied {
+    if let Batch::Done { applied: true, .. } = outcome {
         handler.committed();
     }
-    Ok(failed)
+    Ok(outcome)
 }
 
 /// Applies events in order in one commit, without positions (the broker
@@ -186,14 +233,30 @@ pub(crate) async fn apply_all(
     Ok(failed)
 }
 
-/// Parks an event in the consumer's dead letters.
-pub(crate) async fn bury(
-    consumer: &'static str,
-    db: &Db,
+async fn insert_dead_letter(
+    conn: &mut Conn,
     logged: &LoggedEvent,
     error: &str,
     attempts: i64,
 ) -> Result<(), sqlx::Error> {
+    sql::query(
+        "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(logged.seq)
+    .bind(&logged.event_id)
+    .bind(&logged.event_type)
+    .bind(logged.order_id)
+    .bind(&logged.payload)
+    .bind(error)
+    .bind(attempts)
+    .bind(crate::clock::now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn log_buried(consumer: &str, logged: &LoggedEvent, error: &str) {
     tracing::error!(
         consumer,
         event_id = %logged.event_id,
@@ -202,82 +265,212 @@ pub(crate) async fn bury(
         %error,
         "event moved to dead letters"
     );
+}
+
+/// Parks an event in the consumer's dead letters.
+pub(crate) async fn bury(
+    consumer: &'static str,
+    db: &Db,
+    logged: &LoggedEvent,
+    error: &str,
+    attempts: i64,
+) -> Result<(), sqlx::Error> {
+    log_buried(consumer, logged, error);
     let (logged, error) = (logged.clone(), error.to_string());
     db.write(move |conn| {
-        Box::pin(async move {
-            sql::query(
-                "INSERT INTO dead_letters (log_seq, event_id, event_type, order_id, payload, error, attempts, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(logged.seq)
-            .bind(&logged.event_id)
-            .bind(&logged.event_type)
-            .bind(logged.order_id)
-            .bind(&logged.payload)
-            .bind(&error)
-            .bind(attempts)
-            .bind(crate::clock::now_ms())
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
+        Box::pin(async move { insert_dead_letter(conn, &logged, &error, attempts).await })
     })
     .await
 }
 
-/// Retries one failing event alone, with backoff; after the last attempt it
-/// becomes a dead letter. Either way the position moves past it.
-async fn retry_or_bury(
+/// Parks an event in the dead letters inside the caller's transaction.
+pub(crate) async fn bury_in(
+    conn: &mut Conn,
+    consumer: &str,
+    logged: &LoggedEvent,
+    error: &str,
+    attempts: i64,
+) -> Result<(), sqlx::Error> {
+    log_buried(consumer, logged, error);
+    insert_dead_letter(conn, logged, error, attempts).await
+}
+
+/// True when the event is a dead letter or waiting for a retry already.
+pub(crate) async fn is_set_aside(conn: &mut Conn, event_id: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sql::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM dead_letters WHERE event_id = ?1)
+              + (SELECT COUNT(*) FROM parked_events WHERE event_id = ?1)",
+    )
+    .bind(event_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(found > 0)
+}
+
+/// Sets aside an event that failed once, to be tried again after a pause
+/// beside the main path, so the events behind it are not held up.
+async fn park(
+    conn: &mut Conn,
+    consumer: &str,
+    logged: &LoggedEvent,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    tracing::warn!(
+        consumer,
+        event_id = %logged.event_id,
+        event_type = %logged.event_type,
+        order_id = logged.order_id,
+        %error,
+        "event failed; parked for a retry"
+    );
+    sql::query(sql::insert_ignoring_duplicates(
+        conn.backend(),
+        "INSERT INTO parked_events (log_seq, event_id, event_type, order_id, payload, error, attempts, retry_at)
+         VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+        "(event_id)",
+    ))
+    .bind(logged.seq)
+    .bind(&logged.event_id)
+    .bind(&logged.event_type)
+    .bind(logged.order_id)
+    .bind(&logged.payload)
+    .bind(error)
+    .bind(crate::clock::now_ms() + retry_pause_ms(1))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How long a parked event waits after its `attempts`-th failure: 20 ms,
+/// 80 ms, 320 ms, ...
+pub fn retry_pause_ms(attempts: u32) -> i64 {
+    20 * 4i64.pow(attempts.clamp(1, 8) - 1)
+}
+
+/// What a parked event's failed retry leads to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try again at this time (ms since the epoch).
+    RetryAt(i64),
+    /// Out of attempts: a dead letter for an admin.
+    Bury,
+}
+
+/// The rule for a parked event that failed its `attempts`-th try at `now`.
+pub fn after_failure(attempts: u32, now: i64) -> AfterFailure {
+    if attempts >= MAX_ATTEMPTS {
+        AfterFailure::Bury
+    } else {
+        AfterFailure::RetryAt(now + retry_pause_ms(attempts))
+    }
+}
+
+/// Tries the parked events that are due once each. Returns when the next
+/// one is due, if any is left.
+async fn retry_parked(
     handler: &Arc<dyn EventHandler>,
     db: &Db,
-    logged: LoggedEvent,
-    first_error: String,
-) -> Result<(), sqlx::Error> {
-    let mut error = first_error;
-    for attempt in 2..=MAX_ATTEMPTS {
-        tokio::time::sleep(Duration::from_millis(20 * 4u64.pow(attempt - 2))).await;
-        let (h, ev) = (handler.clone(), logged.clone());
-        let result = db
+) -> Result<Option<i64>, sqlx::Error> {
+    let now = crate::clock::now_ms();
+    let due = sql::query(
+        "SELECT id, log_seq, event_id, event_type, order_id, payload, attempts FROM parked_events
+         WHERE retry_at <= ? ORDER BY log_seq LIMIT 64",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    for row in due {
+        let id: i64 = row.get(0);
+        let attempts: i64 = row.get(6);
+        let logged = LoggedEvent {
+            seq: row.get(1),
+            event_id: row.get(2),
+            event_type: row.get(3),
+            order_id: row.get(4),
+            payload: row.get(5),
+        };
+        let h = handler.clone();
+        let applied = db
             .write(move |conn| {
                 Box::pin(async move {
-                    apply(h.as_ref(), conn, &ev).await?;
-                    set_position(conn, h.name(), ev.seq).await?;
-                    Ok::<_, HandlerError>(())
+                    let error = match apply(h.as_ref(), conn, &logged).await {
+                        Ok(outcome) => {
+                            sql::query("DELETE FROM parked_events WHERE id = ?")
+                                .bind(id)
+                                .execute(&mut *conn)
+                                .await?;
+                            return Ok::<_, sqlx::Error>(matches!(outcome, Outcome::Applied));
+                        }
+                        Err(e) => e.to_string(),
+                    };
+                    let attempts = attempts + 1;
+                    match after_failure(attempts as u32, crate::clock::now_ms()) {
+                        AfterFailure::RetryAt(at) => {
+                            sql::query(
+                                "UPDATE parked_events SET attempts = ?, error = ?, retry_at = ? WHERE id = ?",
+                            )
+                            .bind(attempts)
+                            .bind(&error)
+                            .bind(at)
+                            .bind(id)
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                        AfterFailure::Bury => {
+                            log_buried(h.name(), &logged, &error);
+                            insert_dead_letter(conn, &logged, &error, attempts).await?;
+                            sql::query("DELETE FROM parked_events WHERE id = ?")
+                                .bind(id)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                    Ok(false)
                 })
             })
-            .await;
-        match result {
-            Ok(()) => {
-                handler.committed();
-                return Ok(());
-            }
-            Err(e) => error = e.to_string(),
+            .await?;
+        if applied {
+            handler.committed();
         }
     }
-    bury(handler.name(), db, &logged, &error, MAX_ATTEMPTS as i64).await?;
-    let name = handler.name();
-    let seq = logged.seq;
-    db.write(move |conn| Box::pin(async move { set_position(conn, name, seq).await }))
+    sql::query_scalar("SELECT MIN(retry_at) FROM parked_events")
+        .fetch_one(db)
         .await
 }
 
-/// Reads everything after the consumer's position once; returns how many
-/// log entries it moved past.
+/// What one pass over the log did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Consumed {
+    /// Log entries read (0: the consumer is at the tip).
+    pub read: usize,
+    /// An event failed and was parked for a retry.
+    pub parked: bool,
+}
+
+/// Reads everything after the consumer's position once.
 pub async fn consume_once(
     handler: &Arc<dyn EventHandler>,
     db: &Db,
     log: &EventLog,
-) -> Result<usize, sqlx::Error> {
+) -> Result<Consumed, sqlx::Error> {
     let from = position(db, handler.name()).await?;
     let batch = log.read_after(from, BATCH).await?;
-    let moved = batch.len();
-    if moved == 0 {
-        return Ok(0);
+    let read = batch.len();
+    if read == 0 {
+        return Ok(Consumed::default());
     }
-    if let Some((logged, error)) = apply_batch(handler, db, batch).await? {
-        retry_or_bury(handler, db, logged, error).await?;
-    }
-    Ok(moved)
+    let parked = match apply_batch(handler, db, from, batch).await? {
+        Batch::Done { parked, .. } => parked,
+        Batch::Overtaken => {
+            tracing::info!(
+                consumer = handler.name(),
+                from,
+                "the position moved while the batch was read; reading again"
+            );
+            false
+        }
+    };
+    Ok(Consumed { read, parked })
 }
 
 /// Runs a consumer until shutdown.
@@ -289,12 +482,28 @@ pub fn spawn_consumer(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tip = log.watch_tip();
+        let mut next_retry: Option<i64> = Some(0);
         loop {
             if shutdown.is_triggered() {
                 break;
             }
+            if next_retry.is_some_and(|at| at <= crate::clock::now_ms()) {
+                match retry_parked(&handler, &db).await {
+                    Ok(next) => next_retry = next,
+                    Err(e) => {
+                        tracing::warn!(consumer = handler.name(), error = %e, "retrying parked events failed");
+                        next_retry = Some(crate::clock::now_ms() + 200);
+                    }
+                }
+            }
             match consume_once(&handler, &db, &log).await {
-                Ok(n) if n > 0 => continue,
+                Ok(done) if done.read > 0 => {
+                    if done.parked {
+                        let first_retry = crate::clock::now_ms() + retry_pause_ms(1);
+                        next_retry = Some(next_retry.map_or(first_retry, |at| at.min(first_retry)));
+                    }
+                    continue;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(consumer = handler.name(), error = %e, "consumer failed; retrying");
@@ -302,10 +511,15 @@ pub fn spawn_consumer(
                     continue;
                 }
             }
+            // Also poll: another process (a rebuild, a tool) may have
+            // written the log or the position.
+            let until_retry = next_retry
+                .map(|at| Duration::from_millis((at - crate::clock::now_ms()).max(0) as u64))
+                .unwrap_or(POLL)
+                .min(POLL);
             tokio::select! {
                 _ = tip.changed() => {}
-                // Also poll: a rebuild may have reset the position.
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(until_retry) => {}
                 _ = shutdown.wait() => {}
             }
         }
@@ -436,12 +650,23 @@ pub async fn discard(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
     .await
 }
 
-/// Forgets what the consumer handled so that it reads the whole log again;
-/// the caller clears its read model in the same transaction.
-pub async fn reset(conn: &mut Conn, consumer: &str) -> Result<(), sqlx::Error> {
-    sql::query("DELETE FROM inbox").execute(&mut *conn).await?;
-    sql::query("DELETE FROM dead_letters")
-        .execute(&mut *conn)
-        .await?;
-    set_position(conn, consumer, 0).await
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_event_waits_longer_after_each_failure_then_is_buried() {
+        let now = 1_000;
+        assert_eq!(after_failure(1, now), AfterFailure::RetryAt(now + 20));
+        assert_eq!(after_failure(2, now), AfterFailure::RetryAt(now + 80));
+        assert_eq!(after_failure(3, now), AfterFailure::RetryAt(now + 320));
+        assert_eq!(after_failure(MAX_ATTEMPTS, now), AfterFailure::Bury);
+        assert_eq!(after_failure(MAX_ATTEMPTS + 3, now), AfterFailure::Bury);
+    }
+
+    #[test]
+    fn the_pause_before_a_retry_is_bounded() {
+        assert_eq!(retry_pause_ms(0), 20);
+        assert!(retry_pause_ms(u32::MAX) <= 20 * 4i64.pow(7));
+    }
 }

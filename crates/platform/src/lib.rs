@@ -16,6 +16,7 @@ pub mod nats;
 pub mod outbox;
 pub mod peer;
 pub mod problem;
+pub mod rebuild;
 pub mod session_limits;
 pub mod shutdown;
 pub mod sql;

@@ -2,16 +2,19 @@
 //! from events, one row per order with the timeline of every change, its
 //! time and its actor. It can be dropped and rebuilt from the log.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use contracts::{Event, EventType, OrderStatus, Role};
-use platform::consumer::{self, EventHandler, HandlerError};
+use platform::consumer::{EventHandler, HandlerError};
+use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::sql;
 use platform::Conn;
-use platform::{ApiError, Db, Principal, TokenKeys};
-use serde::Serialize;
+use platform::{ApiError, Db, EventLog, Principal, TokenKeys};
+use serde::{Deserialize, Serialize};
 
 pub fn migrations() -> platform::Migrations {
     platform::Migrations {
@@ -70,12 +73,59 @@ pub fn rank(status: OrderStatus) -> u8 {
     }
 }
 
-pub struct StatusEvents;
+/// The tables one copy of the view lives in.
+#[derive(Debug, Clone, Copy)]
+struct Tables {
+    checks: &'static str,
+    history: &'static str,
+}
+
+/// The copy readers are served.
+const SERVED: Tables = Tables {
+    checks: "status_checks",
+    history: "status_history",
+};
+
+/// The copy a rebuild fills beside the served one.
+const REBUILDING: Tables = Tables {
+    checks: "status_checks_rebuild",
+    history: "status_history_rebuild",
+};
+
+/// Applies events to one copy of the view.
+pub struct StatusEvents {
+    tables: Tables,
+    name: &'static str,
+    inbox: &'static str,
+}
+
+impl StatusEvents {
+    /// The consumer that keeps the served view.
+    pub fn served() -> StatusEvents {
+        StatusEvents {
+            tables: SERVED,
+            name: CONSUMER,
+            inbox: "inbox",
+        }
+    }
+
+    fn rebuilding() -> StatusEvents {
+        StatusEvents {
+            tables: REBUILDING,
+            name: "status.rebuild",
+            inbox: "inbox_rebuild",
+        }
+    }
+}
 
 #[async_trait]
 impl EventHandler for StatusEvents {
     fn name(&self) -> &'static str {
-        CONSUMER
+        self.name
+    }
+
+    fn inbox(&self) -> &'static str {
+        self.inbox
     }
 
     fn wants(&self, _: EventType) -> bool {
@@ -83,8 +133,9 @@ impl EventHandler for StatusEvents {
     }
 
     async fn handle(&self, conn: &mut Conn, ev: &Event) -> Result<(), HandlerError> {
+        let Tables { checks, history } = self.tables;
         let current: Option<String> =
-            sql::query_scalar("SELECT status FROM status_checks WHERE order_id = ?")
+            sql::query_scalar(format!("SELECT status FROM {checks} WHERE order_id = ?"))
                 .bind(ev.order_id)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -103,13 +154,13 @@ impl EventHandler for StatusEvents {
         // first event seen may leave the status at PaymentPending.
         sql::query(sql::upsert(
             conn.backend(),
-            "INSERT INTO status_checks (order_id, status, payment_status, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at)
-             VALUES (?1, COALESCE(?2, 'PaymentPending'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            &format!("INSERT INTO {checks} (order_id, status, payment_status, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at)
+             VALUES (?1, COALESCE(?2, 'PaymentPending'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             "(order_id)",
-            "status = COALESCE(?2, status_checks.status),
-               payment_status = COALESCE(?3, status_checks.payment_status),
-               rider_id = COALESCE(?10, status_checks.rider_id),
-               updated_at = ?11",
+            &format!("status = COALESCE(?2, {checks}.status),
+               payment_status = COALESCE(?3, {checks}.payment_status),
+               rider_id = COALESCE(?10, {checks}.rider_id),
+               updated_at = ?11"),
         ))
         .bind(ev.order_id)
         .bind(status.map(|s| s.as_str()))
@@ -126,7 +177,7 @@ impl EventHandler for StatusEvents {
         .await?;
         sql::query(sql::insert_ignoring_duplicates(
             conn.backend(),
-            "INSERT INTO status_history (order_id, event_id, event_type, status, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            &format!("INSERT INTO {history} (order_id, event_id, event_type, status, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
             "(event_id)",
         ))
         .bind(ev.order_id)
@@ -142,20 +193,58 @@ impl EventHandler for StatusEvents {
     }
 }
 
-/// Drops the view and makes the consumer read the whole log again.
-pub async fn rebuild(db: &Db) -> Result<(), sqlx::Error> {
-    db.write(move |conn| {
-        Box::pin(async move {
-            sql::query("DELETE FROM status_history")
+/// The status view as a rebuild sees it: the new copy is filled beside the
+/// served one, which readers keep getting, current, until the swap.
+struct StatusView;
+
+const HISTORY_COLUMNS: &str = "order_id, event_id, event_type, status, actor, reason, at";
+
+#[async_trait]
+impl RebuildableView for StatusView {
+    fn served(&self) -> &'static str {
+        CONSUMER
+    }
+
+    fn rebuilding(&self) -> Arc<dyn EventHandler> {
+        Arc::new(StatusEvents::rebuilding())
+    }
+
+    async fn clear(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        for table in [REBUILDING.history, REBUILDING.checks] {
+            sql::query(format!("DELETE FROM {table}"))
                 .execute(&mut *conn)
                 .await?;
-            sql::query("DELETE FROM status_checks")
+        }
+        Ok(())
+    }
+
+    async fn swap(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        for (served, rebuilt, columns, order) in [
+            (
+                SERVED.history,
+                REBUILDING.history,
+                HISTORY_COLUMNS,
+                "ORDER BY id",
+            ),
+            (SERVED.checks, REBUILDING.checks, COLUMNS, ""),
+        ] {
+            sql::query(format!("DELETE FROM {served}"))
                 .execute(&mut *conn)
                 .await?;
-            consumer::reset(conn, CONSUMER).await
-        })
-    })
-    .await
+            sql::query(format!(
+                "INSERT INTO {served} ({columns}) SELECT {columns} FROM {rebuilt} {order}"
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+        self.clear(conn).await
+    }
+}
+
+/// Rebuilds the view from the log while it is served; returns once the new
+/// copy has caught up and replaced the old one.
+pub async fn rebuild(db: &Db, log: &EventLog) -> Result<Rebuilt, RebuildError> {
+    platform::rebuild::rebuild(Arc::new(StatusView), db, log).await
 }
 
 #[derive(Debug, Serialize)]
@@ -227,15 +316,34 @@ fn scope(who: &Principal) -> (&'static str, i64) {
     }
 }
 
+/// A page of `/statusChecks`, newest order first.
+#[derive(Debug, Deserialize)]
+struct Page {
+    /// Only orders with a smaller id: the last `orderId` of the page before.
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Rows per page when the client names none, and the most it may ask for.
+const PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+fn page_size(asked: Option<i64>) -> i64 {
+    asked.unwrap_or(PAGE).clamp(1, MAX_PAGE)
+}
+
 async fn list(
     State(svc): State<StatusService>,
     who: Principal,
+    Query(page): Query<Page>,
 ) -> Result<Json<Vec<StatusCheck>>, ApiError> {
     let (filter, id) = scope(&who);
     let rows = sql::query(format!(
-        "SELECT {COLUMNS} FROM status_checks WHERE {filter} ORDER BY order_id DESC LIMIT 1000"
+        "SELECT {COLUMNS} FROM status_checks WHERE {filter} AND order_id < ?2 ORDER BY order_id DESC LIMIT ?3"
     ))
     .bind(id)
+    .bind(page.before.unwrap_or(i64::MAX))
+    .bind(page_size(page.limit))
     .fetch_all(&svc.db)
     .await?;
     Ok(Json(rows.iter().map(from_row).collect()))
@@ -260,7 +368,7 @@ async fn show(
                     .bind(order_id)
                     .fetch_optional(&mut *conn)
                     .await?;
-                let history = sql::query("SELECT event_type, event_id, status, actor, reason, at FROM status_history WHERE order_id = ? ORDER BY id")
+                let history = sql::query("SELECT event_type, event_id, status, actor, reason, at FROM status_history WHERE order_id = ? ORDER BY at, id")
                     .bind(order_id)
                     .fetch_all(&mut *conn)
                     .await?;
@@ -289,6 +397,15 @@ async fn show(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_holds_a_hundred_rows_unless_asked_and_never_more_than_a_thousand() {
+        assert_eq!(page_size(None), 100);
+        assert_eq!(page_size(Some(20)), 20);
+        assert_eq!(page_size(Some(0)), 1);
+        assert_eq!(page_size(Some(-5)), 1);
+        assert_eq!(page_size(Some(50_000)), 1000);
+    }
 
     #[test]
     fn the_view_moves_an_order_only_forward() {
