@@ -240,10 +240,7 @@ pub async fn run(
         metrics.router(),
         crate::events_api::router(log.clone(), keys.clone()),
         with_idempotency(
-            identity::router(identity::Identity {
-                db: identity_db.clone(),
-                keys: keys.clone(),
-            }),
+            identity::router(identity::Identity::new(identity_db.clone(), keys.clone())),
             &identity_db,
             &keys,
         ),

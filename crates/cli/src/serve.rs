@@ -287,10 +287,7 @@ pub async fn run(
                     .await
                     .map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
             }
-            identity::router(identity::Identity {
-                db: db.clone(),
-                keys: keys.clone(),
-            })
+            identity::router(identity::Identity::new(db.clone(), keys.clone()))
         }
         Service::Order => {
             let peer_config = PeerConfig {

@@ -7,7 +7,9 @@ pub mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::middleware::from_fn_with_state;
 use axum::Router;
+use platform::admission::{Admission, Limits};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -69,8 +71,11 @@ impl Cors {
 /// answers that hold for every path: body size, unknown paths as
 /// problem+json, CORS and request tracing.
 pub fn all_in_one(services: Vec<Router>, cors: &Cors) -> Router {
+    let admission = Admission::new(Limits::from_env());
     edge(
-        merge(services).fallback(platform::problem::not_found_fallback),
+        merge(services)
+            .fallback(platform::problem::not_found_fallback)
+            .layer(from_fn_with_state(admission, platform::admission::layer)),
         cors,
     )
 }

@@ -1,6 +1,10 @@
 //! Users and login: customers, store owners, riders and admins log in here
 //! and get a signed token that every other service checks by itself.
 
+mod hashing;
+
+pub use hashing::Hashing;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::{FromRef, State};
@@ -23,6 +27,17 @@ pub fn migrations() -> platform::Migrations {
 pub struct Identity {
     pub db: Db,
     pub keys: TokenKeys,
+    pub hashing: Hashing,
+}
+
+impl Identity {
+    pub fn new(db: Db, keys: TokenKeys) -> Identity {
+        Identity {
+            db,
+            keys,
+            hashing: Hashing::for_this_machine(),
+        }
+    }
 }
 
 impl FromRef<Identity> for TokenKeys {
@@ -155,17 +170,18 @@ async fn login(
     };
     let hash: String = row.get(1);
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ok = id
+        .hashing
+        .run(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await?;
     if !ok {
         return Err(refused());
     }
@@ -216,9 +232,7 @@ async fn register(
         ));
     }
     let password = req.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let hash = id.hashing.run(move || hash_password(&password)).await??;
     let name = username.clone();
     let user_id = id
         .db

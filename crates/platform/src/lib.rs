@@ -4,6 +4,7 @@
 
 pub mod actuator;
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod clock;
 pub mod consumer;

@@ -99,9 +99,17 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), detail = %self.detail, "request failed");
+    fn into_response(mut self) -> Response {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The detail names internals (a statement, a file): it goes to
+            // the log under an incident id, and the client gets the id.
+            let incident = uuid::Uuid::new_v4().simple().to_string();
+            tracing::error!(incident = %incident, detail = %self.detail, "request failed");
+            self.detail = format!("an internal error occurred (incident {incident})");
+            self.extra.insert("incident".into(), json!(incident));
+        } else if self.status.is_server_error() {
+            // Unavailable or late: the system is degraded, not broken.
+            tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "request refused");
         }
         let body = self.body().to_string();
         (

@@ -1,0 +1,112 @@
+//! Password hashing is the costliest thing a request can ask for (argon2:
+//! ~19 MiB and tens of milliseconds of a core each). A bounded number run at
+//! once, a bounded number wait for their turn, and the rest are refused at
+//! once with 503, so a burst of logins cannot exhaust memory or starve every
+//! other request of the blocking pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use platform::ApiError;
+use tokio::sync::Semaphore;
+
+/// Longest wait for a turn before the request is refused.
+const WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Hashing {
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
+}
+
+impl Hashing {
+    /// `at_once` hashes run together (about one per core); `waiting` more
+    /// may queue behind them.
+    pub fn new(at_once: usize, waiting: usize) -> Hashing {
+        let at_once = at_once.max(1);
+        Hashing {
+            running: Arc::new(Semaphore::new(at_once)),
+            admitted: Arc::new(Semaphore::new(at_once + waiting)),
+        }
+    }
+
+    /// One per core, up to four, and eight waiting per running hash.
+    pub fn for_this_machine() -> Hashing {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let at_once = cores.clamp(1, 4);
+        Hashing::new(at_once, at_once * 8)
+    }
+
+    /// Runs `work` on the blocking pool when a turn is free.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
+            return Err(busy());
+        };
+        let _turn = tokio::time::timeout(WAIT, self.running.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        // Held by the blocking task itself: a client that hangs up frees
+        // its place only when the hash it started is done.
+        let turn = (_admitted, _turn);
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop(turn);
+            result
+        })
+        .await
+        .map_err(|_| ApiError::internal("password hashing stopped"))
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service unavailable",
+        "too many sign-ins at once; retry in a moment",
+    )
+    .with("retryAfterSeconds", serde_json::json!(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn beyond_the_running_and_waiting_bound_requests_are_refused_at_once() {
+        let hashing = Hashing::new(1, 1);
+        let (release, hold) = tokio::sync::oneshot::channel::<()>();
+        let hold = Arc::new(std::sync::Mutex::new(Some(hold)));
+        let first = {
+            let (hashing, hold) = (hashing.clone(), hold.clone());
+            tokio::spawn(async move {
+                hashing
+                    .run(move || {
+                        let rx = hold.lock().expect("lock").take().expect("once");
+                        let _ = rx.blocking_recv();
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = {
+            let hashing = hashing.clone();
+            tokio::spawn(async move { hashing.run(|| 2).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let third = hashing.run(|| 3).await;
+        assert_eq!(
+            third.expect_err("refused").status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        release.send(()).expect("release");
+        assert!(first.await.expect("join").is_ok());
+        assert_eq!(second.await.expect("join").expect("ran"), 2);
+        assert_eq!(hashing.run(|| 4).await.expect("ran"), 4);
+    }
+}
