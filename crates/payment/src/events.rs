@@ -7,6 +7,8 @@ use platform::consumer::{EventHandler, HandlerError};
 use platform::outbox::OutboxSignal;
 use platform::Conn;
 
+use crate::record::Refund;
+
 pub struct PaymentEvents {
     pub outbox: OutboxSignal,
 }
@@ -30,7 +32,15 @@ impl EventHandler for PaymentEvents {
             EventType::OrderRejected => "order rejected by the store",
             _ => "order gave up on its payment",
         };
-        crate::record::refund(conn, &event.facts(), &event.actor, reason).await?;
+        let refund = crate::record::refund(conn, &event.facts(), &event.actor, reason).await?;
+        if refund == Refund::Refunded && event.event_type == EventType::OrderPaymentFailed {
+            // Money moved for an order that was never placed: worth a look.
+            tracing::warn!(
+                order_id = event.order_id,
+                amount = event.price,
+                "refunded a payment approved after its order gave up on it"
+            );
+        }
         Ok(())
     }
 

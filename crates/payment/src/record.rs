@@ -155,6 +155,17 @@ pub async fn pay(
     Ok(payment)
 }
 
+/// What a refund found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refund {
+    /// An approved payment was refunded.
+    Refunded,
+    /// Nothing was paid yet; a late payment will be refused.
+    Voided,
+    /// Declined, refunded or voided before: nothing to give back.
+    NothingKept,
+}
+
 /// Refunds the order's payment if one was taken; remembers an order that
 /// gave up before paying so that a late payment is refused.
 pub async fn refund(
@@ -162,10 +173,11 @@ pub async fn refund(
     facts: &OrderFacts,
     actor: &str,
     reason: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<Refund, sqlx::Error> {
     match by_order(conn, facts.order_id).await? {
         None => {
             insert(conn, facts, PaymentStatus::Voided, None, Some(reason)).await?;
+            Ok(Refund::Voided)
         }
         Some(p) if p.payment_status == PaymentStatus::Approved => {
             let now = platform::clock::now_ms();
@@ -183,9 +195,9 @@ pub async fn refund(
                 &event(EventType::PaymentCancelled, &refunded, facts, actor),
             )
             .await?;
+            Ok(Refund::Refunded)
         }
         // Declined, already refunded or voided: nothing was kept.
-        Some(_) => {}
+        Some(_) => Ok(Refund::NothingKept),
     }
-    Ok(())
 }
