@@ -14,6 +14,7 @@ use platform::consumer::{spawn_consumer, EventHandler};
 use platform::idempotency::{self, Idempotency};
 use platform::metrics::{Gauge, Metrics};
 use platform::outbox::{spawn_relay, OutboxSignal};
+use platform::retention::{LogRetention, Retention};
 use platform::shutdown::shutdown_pair;
 use platform::{admin, Db, EventLog, TokenKeys};
 use tokio::task::JoinHandle;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub sweep_every: Duration,
     pub cors: gateway::Cors,
     pub seed_demo: bool,
+    /// How long expired rows and log entries are kept (`HANWHA_RETENTION_*`).
+    pub retention: platform::retention::Periods,
 }
 
 /// Reads the token secret from the environment, else from the data
@@ -199,6 +202,34 @@ pub async fn run(
         settings.sweep_every,
         shutdown.clone(),
     ));
+    let dbs = vec![
+        ("identity", identity_db.clone()),
+        ("order", order_db.clone()),
+        ("payment", payment_db.clone()),
+        ("store", store_db.clone()),
+        ("delivery", delivery_db.clone()),
+        ("status", status_db.clone()),
+        ("notification", notification_db.clone()),
+    ];
+    tasks.push(
+        Retention {
+            log: Some(LogRetention {
+                log: log.clone(),
+                consumers: handlers
+                    .iter()
+                    .map(|(h, db)| (h.name(), db.clone()))
+                    .collect(),
+                outboxes: dbs.iter().map(|(_, db)| db.clone()).collect(),
+                views: vec![
+                    (status::rebuildable(), status_db.clone()),
+                    (notification::rebuildable(), notification_db.clone()),
+                ],
+            }),
+            dbs,
+            periods: settings.retention,
+        }
+        .spawn(shutdown.clone()),
+    );
 
     let metrics = Metrics::new("all-in-one").context("metrics")?;
     for (name, db) in [

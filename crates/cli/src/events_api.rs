@@ -44,8 +44,14 @@ async fn list(
     let events = match q.order_id {
         Some(id) => s.log.for_order(id).await?,
         None => {
+            // Entries before the retained log's start were compacted: the
+            // list starts where the log does.
+            let start = s.log.compacted_through().await?;
             s.log
-                .read_after(q.after.unwrap_or(0), q.limit.unwrap_or(500).clamp(1, 5000))
+                .read_after(
+                    q.after.unwrap_or(0).max(start),
+                    q.limit.unwrap_or(500).clamp(1, 5000),
+                )
                 .await?
         }
     };

@@ -144,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
                 sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
                 cors: gateway::Cors::parse(&cli.cors_origins),
                 seed_demo: !cli.no_demo,
+                retention: platform::retention::Periods::from_env()?,
             };
             all_in_one::run(settings, shutdown_signal()).await
         }
@@ -161,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
                 seed_demo: !cli.no_demo,
+                retention: platform::retention::Periods::from_env()?,
             };
             serve::run(args, common, shutdown_signal()).await
         }

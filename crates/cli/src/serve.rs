@@ -130,6 +130,8 @@ pub struct Common {
     pub order: order::OrderConfig,
     pub sweep_every: Duration,
     pub seed_demo: bool,
+    /// How long expired rows are kept (`HANWHA_RETENTION_*`).
+    pub retention: platform::retention::Periods,
 }
 
 fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
@@ -382,6 +384,24 @@ pub async fn run(
         outbox,
         shutdown.clone(),
     ));
+    let periods = common
+        .retention
+        .for_broker(platform::nats::redelivery_window());
+    if periods.inbox > common.retention.inbox {
+        tracing::warn!(
+            configured_secs = common.retention.inbox.as_secs(),
+            kept_secs = periods.inbox.as_secs(),
+            "inbox retention raised: on a broker an inbox row outlives ten redelivery windows"
+        );
+    }
+    tasks.push(
+        platform::retention::Retention {
+            dbs: vec![(name, db.clone())],
+            log: None,
+            periods,
+        }
+        .spawn(shutdown.clone()),
+    );
     let actuator = Actuator::new(name);
     {
         let (db, bus) = (db.clone(), bus.clone());

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use platform::event_log::LogError;
 use platform::EventLog;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -27,7 +28,20 @@ pub async fn print_events(data_dir: &Path, from: i64, follow: bool) -> anyhow::R
     let mut after = from;
     let stdout = std::io::stdout();
     loop {
-        let batch = log.read_after(after, 1000).await?;
+        let batch = match log.read_after(after, 1000).await {
+            Ok(batch) => batch,
+            // Older entries were folded into the views' snapshots: say so
+            // once (on stderr, so stdout stays JSON lines) and go on from
+            // where the retained log starts.
+            Err(LogError::Compacted { through, .. }) => {
+                eprintln!(
+                    "the retained log starts after position {through}; earlier entries were compacted into the views' snapshots"
+                );
+                after = through;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         {
             let mut out = stdout.lock();
             for ev in &batch {
@@ -79,8 +93,12 @@ pub async fn rebuild(data_dir: &Path, view: View) -> anyhow::Result<()> {
     db.close().await;
     log.close().await;
     let done = done.with_context(|| format!("rebuilding the {name} view"))?;
+    let origin = match done.snapshot {
+        0 => String::new(),
+        at => format!("the snapshot at position {at} and "),
+    };
     println!(
-        "{name} view rebuilt from {} log entries up to position {} in {} ms and swapped in{}",
+        "{name} view rebuilt from {origin}{} log entries up to position {} in {} ms and swapped in{}",
         done.replayed,
         done.position,
         started.elapsed().as_millis(),

@@ -74,6 +74,8 @@ impl FromRef<NotificationService> for TokenKeys {
 /// The table readers are served, and the one a rebuild fills beside it.
 const SERVED: &str = "notifications";
 const REBUILDING: &str = "notifications_rebuild";
+/// The snapshot the log's compaction folds old events into.
+const SNAPSHOT: &str = "notifications_snapshot";
 
 pub struct NotificationEvents {
     added: watch::Sender<u64>,
@@ -148,6 +150,25 @@ impl RebuildableView for NotificationView {
         })
     }
 
+    fn snapshot(&self) -> Arc<dyn EventHandler> {
+        Arc::new(NotificationEvents {
+            added: watch::channel(0).0,
+            table: SNAPSHOT,
+            name: "notification.snapshot",
+            inbox: "inbox_snapshot",
+        })
+    }
+
+    async fn seed(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        sql::query(format!(
+            "INSERT INTO {REBUILDING} (recipient, order_id, event_id, event_type, message, created_at)
+             SELECT recipient, order_id, event_id, event_type, message, created_at FROM {SNAPSHOT} ORDER BY id"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     async fn clear(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
         sql::query(format!("DELETE FROM {REBUILDING}"))
             .execute(&mut *conn)
@@ -177,6 +198,11 @@ impl RebuildableView for NotificationView {
         }
         self.clear(conn).await
     }
+}
+
+/// The notifications as the log's compaction and rebuilds see them.
+pub fn rebuildable() -> Arc<dyn RebuildableView> {
+    Arc::new(NotificationView)
 }
 
 /// Rebuilds the notifications from the log while they are served; returns

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::db::{Conn, Db};
-use crate::event_log::{EventLog, LoggedEvent};
+use crate::event_log::{EventLog, LogError, LoggedEvent};
 use crate::shutdown::Shutdown;
 
 /// Why a handler could not apply an event.
@@ -452,7 +452,7 @@ pub async fn consume_once(
     handler: &Arc<dyn EventHandler>,
     db: &Db,
     log: &EventLog,
-) -> Result<Consumed, sqlx::Error> {
+) -> Result<Consumed, LogError> {
     let from = position(db, handler.name()).await?;
     let batch = log.read_after(from, BATCH).await?;
     let read = batch.len();

@@ -227,6 +227,11 @@ impl Db {
         self.inner.location.backend()
     }
 
+    /// True when both handles are the same open database.
+    pub fn same(&self, other: &Db) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn location(&self) -> &Location {
         &self.inner.location
     }

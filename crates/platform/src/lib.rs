@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod peer;
 pub mod problem;
 pub mod rebuild;
+pub mod retention;
 pub mod session_limits;
 pub mod shutdown;
 pub mod sql;

@@ -155,6 +155,20 @@ fn as_logged(msg: &jetstream::Message, prefix: &str) -> Result<LoggedEvent, Tran
 }
 
 const ACK_WAIT: Duration = Duration::from_secs(5);
+/// The longest pause between two failed deliveries (see `consume_batch`).
+const MAX_BACKOFF: Duration = Duration::from_millis(20 * 4u64.pow(5));
+
+/// How long after an event was handled a copy of it can still arrive from
+/// the broker while the service runs: a republish after the duplicate window
+/// is a new message (the relay republishes only until the broker's ack is
+/// recorded, within seconds), an unanswered delivery comes back after the
+/// ack wait, a failed one after its backoff, at most `MAX_ATTEMPTS` times.
+/// The stream itself keeps messages with no age limit, so an event a
+/// service never acknowledged waits for it as long as it is down; its own
+/// inbox retention does not run meanwhile.
+pub fn redelivery_window() -> Duration {
+    DUPLICATE_WINDOW + (ACK_WAIT + MAX_BACKOFF) * MAX_ATTEMPTS
+}
 
 /// Handles the events that are there: waits for one, then takes those
 /// already delivered behind it, up to a batch. Returns how many it took.

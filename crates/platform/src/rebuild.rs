@@ -5,6 +5,13 @@
 //! one transaction. Readers never see an empty or half-built view, and the
 //! served consumer's position only moves forward, compared and set inside
 //! its own transaction, so a batch it read before the swap commits nothing.
+//!
+//! Snapshot plus tail: the log's compaction first folds the entries it will
+//! drop into a snapshot of each view (its own tables, the same handler), so
+//! the snapshot is exactly what a replay of those entries makes. A rebuild
+//! starts from a copy of the snapshot and replays only the retained tail; if
+//! the log is compacted past it meanwhile, it starts again from the newer
+//! snapshot instead of skipping entries.
 
 use std::sync::Arc;
 
@@ -12,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::consumer::{self, apply, is_set_aside, position_in, set_position, EventHandler};
 use crate::db::{Conn, Db};
-use crate::event_log::{EventLog, LoggedEvent};
+use crate::event_log::{EventLog, LogError, LoggedEvent};
 use crate::sql;
 
 const BATCH: i64 = 512;
@@ -31,6 +38,14 @@ pub trait RebuildableView: Send + Sync + 'static {
     /// Empties the new copy's tables.
     async fn clear(&self, conn: &mut Conn) -> Result<(), sqlx::Error>;
 
+    /// A handler that writes the view's snapshot: the same rules into the
+    /// snapshot's tables, with `inbox_snapshot` as its inbox.
+    fn snapshot(&self) -> Arc<dyn EventHandler>;
+
+    /// Copies the snapshot into the new copy's tables (emptied before), in
+    /// the order its rows were made.
+    async fn seed(&self, conn: &mut Conn) -> Result<(), sqlx::Error>;
+
     /// Replaces the served rows with the new copy's and empties the new
     /// copy, inside the caller's transaction.
     async fn swap(&self, conn: &mut Conn) -> Result<(), sqlx::Error>;
@@ -39,7 +54,10 @@ pub trait RebuildableView: Send + Sync + 'static {
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rebuilt {
-    /// Log entries replayed into the new copy.
+    /// The snapshot's position the new copy started from (0: the log was
+    /// never compacted, so it replayed the whole log).
+    pub snapshot: i64,
+    /// Log entries replayed into the new copy after the snapshot.
     pub replayed: usize,
     /// Events that failed in the new copy and were not dead letters before;
     /// they are now.
@@ -54,6 +72,8 @@ pub enum RebuildError {
     Superseded,
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Where the new copy stands after one transaction.
@@ -90,29 +110,63 @@ async fn replay_into(
     Ok(buried)
 }
 
-/// Rebuilds `view` from `log`, returning once the new copy is served.
+/// How often a rebuild starts again from a newer snapshot because the log
+/// was compacted past it, before it gives up.
+const RESTARTS: usize = 5;
+
+/// Rebuilds `view` from its snapshot and the log's tail, returning once the
+/// new copy is served.
 pub async fn rebuild(
+    view: Arc<dyn RebuildableView>,
+    db: &Db,
+    log: &EventLog,
+) -> Result<Rebuilt, RebuildError> {
+    let mut restarts = 0;
+    loop {
+        match rebuild_once(view.clone(), db, log).await {
+            Err(RebuildError::Log(LogError::Compacted { after, through }))
+                if restarts < RESTARTS =>
+            {
+                restarts += 1;
+                tracing::info!(
+                    view = view.served(),
+                    after,
+                    through,
+                    "the log was compacted past the rebuild; starting again from the newer snapshot"
+                );
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn rebuild_once(
     view: Arc<dyn RebuildableView>,
     db: &Db,
     log: &EventLog,
 ) -> Result<Rebuilt, RebuildError> {
     let shadow = view.rebuilding();
     let (v, h) = (view.clone(), shadow.clone());
-    db.write(move |conn| {
-        Box::pin(async move {
-            v.clear(conn).await?;
-            sql::query(format!("DELETE FROM {}", h.inbox()))
-                .execute(&mut *conn)
-                .await?;
-            set_position(conn, h.name(), 0).await
+    let snapshot = db
+        .write(move |conn| {
+            Box::pin(async move {
+                v.clear(conn).await?;
+                sql::query(format!("DELETE FROM {}", h.inbox()))
+                    .execute(&mut *conn)
+                    .await?;
+                v.seed(conn).await?;
+                let at = snapshot_position_in(conn, v.served()).await?;
+                set_position(conn, h.name(), at).await?;
+                Ok::<_, sqlx::Error>(at)
+            })
         })
-    })
-    .await?;
+        .await?;
 
     let mut done = Rebuilt {
+        snapshot,
         replayed: 0,
         buried: 0,
-        position: 0,
+        position: snapshot,
     };
     loop {
         let from = done.position;
@@ -186,4 +240,100 @@ pub async fn rebuild(
             }
         }
     }
+}
+
+/// The log position a view's snapshot holds every event up to.
+pub async fn snapshot_position(db: &Db, view: &str) -> Result<i64, sqlx::Error> {
+    let pos: Option<i64> = sql::query_scalar("SELECT position FROM view_snapshots WHERE view = ?")
+        .bind(view)
+        .fetch_optional(db)
+        .await?;
+    Ok(pos.unwrap_or(0))
+}
+
+async fn snapshot_position_in(conn: &mut Conn, view: &str) -> Result<i64, sqlx::Error> {
+    let pos: Option<i64> = sql::query_scalar("SELECT position FROM view_snapshots WHERE view = ?")
+        .bind(view)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(pos.unwrap_or(0))
+}
+
+/// What folding the log into a snapshot did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Folded {
+    /// Log entries folded into the snapshot.
+    pub folded: usize,
+    /// Events that failed in the snapshot and were not dead letters before;
+    /// they are now, as a rebuild would have made them.
+    pub buried: usize,
+    /// The snapshot's position afterwards.
+    pub position: i64,
+}
+
+/// Folds the log's entries after the view's snapshot up to `through` into
+/// the snapshot, `batch` entries per transaction, with the rules a rebuild
+/// replays them with. The caller makes sure no entry at or before `through`
+/// can still be appended (every reader has passed it).
+pub async fn fold(
+    view: Arc<dyn RebuildableView>,
+    db: &Db,
+    log: &EventLog,
+    through: i64,
+    batch: i64,
+) -> Result<Folded, RebuildError> {
+    let handler = view.snapshot();
+    let mut done = Folded {
+        folded: 0,
+        buried: 0,
+        position: snapshot_position(db, view.served()).await?,
+    };
+    while done.position < through {
+        let from = done.position;
+        let read = log.read_after(from, batch).await?;
+        let complete = (read.len() as i64) < batch || read.last().is_some_and(|e| e.seq > through);
+        let events: Vec<LoggedEvent> = read.into_iter().filter(|e| e.seq <= through).collect();
+        // Past the last entry read, or up to `through` when no entry before
+        // it is left: seq gaps are never filled later.
+        let at = if complete {
+            through
+        } else {
+            events.last().map_or(from, |e| e.seq)
+        };
+        if at == from {
+            break;
+        }
+        let folded = events.len();
+        let (v, h) = (view.clone(), handler.clone());
+        let buried = db
+            .write(move |conn| {
+                Box::pin(async move {
+                    if snapshot_position_in(conn, v.served()).await? != from {
+                        return Err(RebuildError::Superseded);
+                    }
+                    let buried = replay_into(h.as_ref(), conn, &events).await?;
+                    // The position below keeps these from being folded again.
+                    sql::query(format!("DELETE FROM {}", h.inbox()))
+                        .execute(&mut *conn)
+                        .await?;
+                    sql::query(sql::upsert(
+                        conn.backend(),
+                        "INSERT INTO view_snapshots (view, position, taken_at) VALUES (?1, ?2, ?3)",
+                        "(view)",
+                        "position = ?2, taken_at = ?3",
+                    ))
+                    .bind(v.served())
+                    .bind(at)
+                    .bind(crate::clock::now_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(buried)
+                })
+            })
+            .await?;
+        done.folded += folded;
+        done.buried += buried;
+        done.position = at;
+    }
+    Ok(done)
 }

@@ -92,6 +92,12 @@ const REBUILDING: Tables = Tables {
     history: "status_history_rebuild",
 };
 
+/// The snapshot the log's compaction folds old events into.
+const SNAPSHOT: Tables = Tables {
+    checks: "status_checks_snapshot",
+    history: "status_history_snapshot",
+};
+
 /// Applies events to one copy of the view.
 pub struct StatusEvents {
     tables: Tables,
@@ -114,6 +120,14 @@ impl StatusEvents {
             tables: REBUILDING,
             name: "status.rebuild",
             inbox: "inbox_rebuild",
+        }
+    }
+
+    fn snapshot() -> StatusEvents {
+        StatusEvents {
+            tables: SNAPSHOT,
+            name: "status.snapshot",
+            inbox: "inbox_snapshot",
         }
     }
 }
@@ -209,6 +223,29 @@ impl RebuildableView for StatusView {
         Arc::new(StatusEvents::rebuilding())
     }
 
+    fn snapshot(&self) -> Arc<dyn EventHandler> {
+        Arc::new(StatusEvents::snapshot())
+    }
+
+    async fn seed(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
+        for (snapshot, rebuilt, columns, order) in [
+            (
+                SNAPSHOT.history,
+                REBUILDING.history,
+                HISTORY_COLUMNS,
+                "ORDER BY id",
+            ),
+            (SNAPSHOT.checks, REBUILDING.checks, COLUMNS, ""),
+        ] {
+            sql::query(format!(
+                "INSERT INTO {rebuilt} ({columns}) SELECT {columns} FROM {snapshot} {order}"
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn clear(&self, conn: &mut Conn) -> Result<(), sqlx::Error> {
         for table in [REBUILDING.history, REBUILDING.checks] {
             sql::query(format!("DELETE FROM {table}"))
@@ -239,6 +276,11 @@ impl RebuildableView for StatusView {
         }
         self.clear(conn).await
     }
+}
+
+/// The view as the log's compaction and rebuilds see it.
+pub fn rebuildable() -> Arc<dyn RebuildableView> {
+    Arc::new(StatusView)
 }
 
 /// Rebuilds the view from the log while it is served; returns once the new

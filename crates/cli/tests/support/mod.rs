@@ -15,6 +15,7 @@ pub struct Server {
     pub data_dir: PathBuf,
     child: Child,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -30,13 +31,24 @@ impl Server {
 
     /// Starts a server on an existing data directory.
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        Server::start_with_env(data_dir, args, &[])
+    }
+
+    /// Starts a server on `data_dir` with extra environment variables (e.g.
+    /// shorter periods); a restart keeps them.
+    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, base) = spawn(data_dir, &args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, base) = spawn(data_dir, &args, &env);
         Server {
             base,
             data_dir: data_dir.to_path_buf(),
             child,
             args,
+            env,
             _tmp: None,
         }
     }
@@ -51,7 +63,7 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, base) = spawn(&self.data_dir, &self.args);
+        let (child, base) = spawn(&self.data_dir, &self.args, &self.env);
         self.child = child;
         self.base = base;
     }
@@ -72,7 +84,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn(data_dir: &Path, args: &[String]) -> (Child, String) {
+fn spawn(data_dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
         .arg("--listen")
         .arg("127.0.0.1:0")
@@ -80,6 +92,7 @@ fn spawn(data_dir: &Path, args: &[String]) -> (Child, String) {
         .arg(data_dir)
         .args(args)
         .env("HANWHA_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
