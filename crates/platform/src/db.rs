@@ -40,6 +40,88 @@ pub enum DbError {
     Url(String),
 }
 
+/// What a database error means for the caller, whatever the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The disk (or the server's storage) is full: nothing more can be
+    /// written until space is freed.
+    Full,
+    /// The database cannot be reached or is busy for now: a broken or
+    /// refused connection, a server shutting down, an exhausted pool, a
+    /// lock or statement timeout.
+    Unavailable,
+}
+
+impl Fault {
+    /// Classifies an error; `None` for a bug (bad SQL, a decode error, a
+    /// constraint), which retrying does not cure.
+    pub fn of(err: &sqlx::Error) -> Option<Fault> {
+        match err {
+            sqlx::Error::Database(db) => {
+                if let Some(failed) = db.try_downcast_ref::<crate::writer::WriteFailed>() {
+                    return failed.fault();
+                }
+                if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    return mysql_fault(my.number());
+                }
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    return postgres_fault(pg.code());
+                }
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    return sqlite_fault(db.code()?.parse().ok()?);
+                }
+                None
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some(Fault::Unavailable),
+            _ => None,
+        }
+    }
+}
+
+/// SQLite result codes; the extended code's low byte is the primary one.
+fn sqlite_fault(code: i32) -> Option<Fault> {
+    match code & 0xff {
+        // SQLITE_FULL
+        13 => Some(Fault::Full),
+        // BUSY, LOCKED, IOERR (a failed write or fsync), CANTOPEN
+        5 | 6 | 10 | 14 => Some(Fault::Unavailable),
+        _ => None,
+    }
+}
+
+/// PostgreSQL SQLSTATEs.
+fn postgres_fault(state: &str) -> Option<Fault> {
+    match state {
+        // disk_full, out_of_memory... (class 53: insufficient resources)
+        "53100" => Some(Fault::Full),
+        s if s.starts_with("53") => Some(Fault::Unavailable),
+        // connection exceptions; admin/crash shutdown, cannot connect now;
+        // statement or lock timeout; serialization failure, deadlock
+        s if s.starts_with("08") => Some(Fault::Unavailable),
+        "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "40001" | "40P01" | "25P03" => {
+            Some(Fault::Unavailable)
+        }
+        _ => None,
+    }
+}
+
+/// MySQL/MariaDB error numbers.
+fn mysql_fault(number: u16) -> Option<Fault> {
+    match number {
+        // ER_DISK_FULL, ER_RECORD_FILE_FULL, ER_ERROR_ON_WRITE
+        1021 | 1114 | 3 => Some(Fault::Full),
+        // server shutdown, connection killed, lost or gone; lock wait
+        // timeout, deadlock, statement timeout; too many connections
+        1053 | 1077 | 1927 | 2006 | 2013 | 1205 | 1213 | 1969 | 3024 | 1040 | 1152 | 1158
+        | 1159 | 1160 | 1161 => Some(Fault::Unavailable),
+        _ => None,
+    }
+}
+
 /// Where a service keeps its data.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Location {
