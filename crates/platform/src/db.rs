@@ -233,6 +233,19 @@ impl fmt::Debug for Db {
 
 const SERVER_POOL: u32 = 10;
 
+/// How long a request waits for a connection to a database server:
+/// `HANWHA_DB_ACQUIRE_TIMEOUT_MS`, default 2 s. While the server is down,
+/// sqlx keeps retrying a refused connection until this runs out, so it is
+/// also how long a request waits before it is answered 503; a healthy pool
+/// of [`SERVER_POOL`] connections hands one out in well under that.
+fn server_acquire_timeout() -> Duration {
+    std::env::var("HANWHA_DB_ACQUIRE_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.max(1)))
+        .unwrap_or(Duration::from_secs(2))
+}
+
 impl Db {
     /// Opens (creating if needed) a service's database and runs the
     /// platform's tables (outbox, inbox, ...) then the service's own
@@ -263,7 +276,7 @@ impl Db {
                     PgConnectOptions::from_str(url)?.options(SessionLimits::from_env().postgres());
                 let pool = PgPoolOptions::new()
                     .max_connections(SERVER_POOL)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(server_acquire_timeout())
                     .connect_with(options)
                     .await?;
                 let sets: Vec<&Migrator> = sets.iter().map(|m| &m.postgres).collect();
@@ -283,7 +296,7 @@ impl Db {
                             conn.execute(limits.as_str()).await.map(drop)
                         })
                     })
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(server_acquire_timeout())
                     .connect_with(options)
                     .await?;
                 let sets: Vec<&Migrator> = sets.iter().map(|m| &m.mysql).collect();
