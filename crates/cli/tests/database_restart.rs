@@ -448,7 +448,7 @@ async fn worker(customer: Api, n: usize, tally: Arc<Mutex<Tally>>, stop: Instant
             let took = sent.elapsed();
             let stop_retrying = Instant::now() > stop + Duration::from_secs(40);
             {
-                let mut t = tally.lock().unwrap();
+                let mut t = tally.lock().expect("tally");
                 t.slowest = t.slowest.max(took);
                 let status = r
                     .as_ref()
@@ -524,7 +524,11 @@ async fn restart_under_load(db: &mut dyn Private, backend: &str) {
     .await;
 
     let tally = Arc::new(Mutex::new(Tally::default()));
-    tally.lock().unwrap().placed.insert("first".into(), first);
+    tally
+        .lock()
+        .expect("tally")
+        .placed
+        .insert("first".into(), first);
     let stop = Instant::now() + Duration::from_secs(12);
     let workers: Vec<_> = (0..4)
         .map(|n| tokio::spawn(worker(customer.clone(), n, tally.clone(), stop)))
@@ -557,7 +561,8 @@ async fn restart_under_load(db: &mut dyn Private, backend: &str) {
     let dead = fleet.running();
     assert!(dead.is_empty(), "services exited: {dead:?}");
 
-    let t = tally.lock().unwrap();
+    // The workers are done: the tally is final.
+    let t = std::mem::take(&mut *tally.lock().expect("tally"));
     let first_201_after_up = t
         .answers
         .iter()
@@ -677,7 +682,6 @@ async fn restart_under_load(db: &mut dyn Private, backend: &str) {
         first < Duration::from_secs(10),
         "first order after {first:?}"
     );
-    drop(t);
     fleet.finish().await;
 }
 

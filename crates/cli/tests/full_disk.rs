@@ -131,7 +131,7 @@ impl Load {
 
     /// Notes a 503 and checks its shape; returns how long to wait.
     fn unavailable(&self, what: &str, r: &Reply) -> Duration {
-        let mut t = self.tally.lock().unwrap();
+        let mut t = self.tally.lock().expect("tally");
         t.unavailable += 1;
         let detail = r.body["detail"].as_str().unwrap_or("").to_lowercase();
         let leaks = ["sqlite", "database", "error returned", "code:", "disk"]
@@ -150,7 +150,7 @@ impl Load {
     fn unexpected(&self, what: &str, r: &Reply) {
         self.tally
             .lock()
-            .unwrap()
+            .expect("tally")
             .unexpected
             .push(format!("{what}: {} {}", r.status, r.body));
     }
@@ -168,7 +168,7 @@ impl Load {
             match r.status {
                 StatusCode::CREATED => {
                     let id = r.body["id"].as_i64().expect("id");
-                    let mut t = self.tally.lock().unwrap();
+                    let mut t = self.tally.lock().expect("tally");
                     t.acknowledged += 1;
                     t.placed.insert(key.to_string(), id);
                     t.reached.insert(id, "Ordered");
@@ -202,7 +202,7 @@ impl Load {
             let r = send(self.api(who).request(Method::PUT, &path)).await;
             match r.status {
                 StatusCode::OK => {
-                    let mut t = self.tally.lock().unwrap();
+                    let mut t = self.tally.lock().expect("tally");
                     t.acknowledged += 1;
                     t.reached.insert(id, target);
                     return true;
@@ -217,7 +217,7 @@ impl Load {
                     let o =
                         send(self.customer.request(Method::GET, &format!("/orders/{id}"))).await;
                     if o.body["status"] == target {
-                        self.tally.lock().unwrap().reached.insert(id, target);
+                        self.tally.lock().expect("tally").reached.insert(id, target);
                         return true;
                     }
                     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -235,7 +235,7 @@ impl Load {
     /// hand by `give_up`.
     async fn worker(self: Arc<Self>, n: usize, stop_new: Arc<Mutex<Instant>>, give_up: Instant) {
         let mut i = 0;
-        while Instant::now() < *stop_new.lock().unwrap() {
+        while Instant::now() < *stop_new.lock().expect("tally") {
             i += 1;
             let key = format!("disk-{n}-{i}");
             let Some(id) = self.place(&key, give_up).await else {
@@ -246,7 +246,7 @@ impl Load {
                     return;
                 }
             }
-            self.tally.lock().unwrap().sagas_done += 1;
+            self.tally.lock().expect("tally").sagas_done += 1;
         }
     }
 }
@@ -286,7 +286,7 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
         .collect();
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before_full = load.tally.lock().unwrap().acknowledged;
+    let before_full = load.tally.lock().expect("tally").acknowledged;
     let filler = disk.dir.join("filler");
     let filled = fill(&filler, 256 * 1024);
     let full_at = Instant::now();
@@ -298,7 +298,7 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
     // Full for a while: the server must keep answering (503), not die.
     let mut saw_full = None;
     while full_at.elapsed() < Duration::from_secs(5) {
-        if saw_full.is_none() && load.tally.lock().unwrap().unavailable > 0 {
+        if saw_full.is_none() && load.tally.lock().expect("tally").unavailable > 0 {
             saw_full = Some(full_at.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -315,14 +315,15 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
     // Run on for a few seconds after the space is back, then let every
     // worker finish the saga in hand.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    *stop_new.lock().unwrap() = Instant::now();
+    *stop_new.lock().expect("tally") = Instant::now();
     for w in workers {
         w.await.expect("worker");
     }
     assert!(alive_while_full, "the server died on a full disk");
     assert!(server.is_running(), "the server died");
 
-    let t = load.tally.lock().unwrap();
+    // The workers are done: the tally is final.
+    let t = std::mem::take(&mut *load.tally.lock().expect("tally"));
     let recovered = t
         .placed_at
         .iter()
@@ -466,7 +467,6 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
         recovered < Duration::from_secs(3),
         "took {recovered:?} to take orders again"
     );
-    drop(t);
 
     server.kill9();
     let mut checked = 0;
