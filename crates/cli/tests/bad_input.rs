@@ -149,6 +149,7 @@ async fn bad_orders_are_refused_with_problem_json() {
                 status,
                 content_type: ct,
                 body,
+                retry_after: None,
             });
             break;
         }

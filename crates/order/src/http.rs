@@ -90,7 +90,11 @@ async fn place(
             Some(digits)
         }
     };
-    let unavailable = |e: ClientError| ApiError::unavailable(format!("store is unavailable: {e}"));
+    let unavailable = |e: ClientError| {
+        ApiError::unavailable("the store is unavailable; try again shortly")
+            .retry_after(1)
+            .caused_by(e)
+    };
     let menu = match (req.menu_id, req.menu_name.as_deref()) {
         (Some(id), _) => svc.store.menu_by_id(id).await.map_err(unavailable)?,
         (None, Some(name)) => svc
@@ -132,9 +136,11 @@ async fn place(
         )
         .with("orderId", json!(order.id))
         .with("currentStatus", json!(order.status))),
-        Placed::NotPlaced { order, why } => Err(ApiError::unavailable(format!(
-            "payment did not answer in time ({why}): the order was not placed, and a charge that went through anyway is refunded automatically; try again"
-        ))
+        Placed::NotPlaced { order, why } => Err(ApiError::unavailable(
+            "payment did not answer in time: the order was not placed, and a charge that went through anyway is refunded automatically; try again",
+        )
+        .retry_after(1)
+        .caused_by(why)
         .with("orderId", json!(order.id))),
     }
 }
@@ -247,9 +253,11 @@ pub async fn cancel_order(
             ))
         }
         Err(e) => {
-            return Err(ApiError::unavailable(format!(
-                "the store did not answer the cancel ({e}); if it agreed, the order is cancelled and refunded automatically, so check the order before trying again"
-            )))
+            return Err(ApiError::unavailable(
+                "the store did not answer the cancel; if it agreed, the order is cancelled and refunded automatically, so check the order before trying again",
+            )
+            .retry_after(1)
+            .caused_by(e))
         }
     }
     let (svc, actor, reason, id) = (

@@ -40,6 +40,88 @@ pub enum DbError {
     Url(String),
 }
 
+/// What a database error means for the caller, whatever the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The disk (or the server's storage) is full: nothing more can be
+    /// written until space is freed.
+    Full,
+    /// The database cannot be reached or is busy for now: a broken or
+    /// refused connection, a server shutting down, an exhausted pool, a
+    /// lock or statement timeout.
+    Unavailable,
+}
+
+impl Fault {
+    /// Classifies an error; `None` for a bug (bad SQL, a decode error, a
+    /// constraint), which retrying does not cure.
+    pub fn of(err: &sqlx::Error) -> Option<Fault> {
+        match err {
+            sqlx::Error::Database(db) => {
+                if let Some(failed) = db.try_downcast_ref::<crate::writer::WriteFailed>() {
+                    return failed.fault();
+                }
+                if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    return mysql_fault(my.number());
+                }
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    return postgres_fault(pg.code());
+                }
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    return sqlite_fault(db.code()?.parse().ok()?);
+                }
+                None
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some(Fault::Unavailable),
+            _ => None,
+        }
+    }
+}
+
+/// SQLite result codes; the extended code's low byte is the primary one.
+fn sqlite_fault(code: i32) -> Option<Fault> {
+    match code & 0xff {
+        // SQLITE_FULL
+        13 => Some(Fault::Full),
+        // BUSY, LOCKED, IOERR (a failed write or fsync), CANTOPEN
+        5 | 6 | 10 | 14 => Some(Fault::Unavailable),
+        _ => None,
+    }
+}
+
+/// PostgreSQL SQLSTATEs.
+fn postgres_fault(state: &str) -> Option<Fault> {
+    match state {
+        // disk_full, out_of_memory... (class 53: insufficient resources)
+        "53100" => Some(Fault::Full),
+        s if s.starts_with("53") => Some(Fault::Unavailable),
+        // connection exceptions; admin/crash shutdown, cannot connect now;
+        // statement or lock timeout; serialization failure, deadlock
+        s if s.starts_with("08") => Some(Fault::Unavailable),
+        "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "40001" | "40P01" | "25P03" => {
+            Some(Fault::Unavailable)
+        }
+        _ => None,
+    }
+}
+
+/// MySQL/MariaDB error numbers.
+fn mysql_fault(number: u16) -> Option<Fault> {
+    match number {
+        // ER_DISK_FULL, ER_RECORD_FILE_FULL, ER_ERROR_ON_WRITE
+        1021 | 1114 | 3 => Some(Fault::Full),
+        // server shutdown, connection killed, lost or gone; lock wait
+        // timeout, deadlock, statement timeout; too many connections
+        1053 | 1077 | 1927 | 2006 | 2013 | 1205 | 1213 | 1969 | 3024 | 1040 | 1152 | 1158
+        | 1159 | 1160 | 1161 => Some(Fault::Unavailable),
+        _ => None,
+    }
+}
+
 /// Where a service keeps its data.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Location {
@@ -151,6 +233,19 @@ impl fmt::Debug for Db {
 
 const SERVER_POOL: u32 = 10;
 
+/// How long a request waits for a connection to a database server:
+/// `HANWHA_DB_ACQUIRE_TIMEOUT_MS`, default 2 s. While the server is down,
+/// sqlx keeps retrying a refused connection until this runs out, so it is
+/// also how long a request waits before it is answered 503; a healthy pool
+/// of [`SERVER_POOL`] connections hands one out in well under that.
+fn server_acquire_timeout() -> Duration {
+    std::env::var("HANWHA_DB_ACQUIRE_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.max(1)))
+        .unwrap_or(Duration::from_secs(2))
+}
+
 impl Db {
     /// Opens (creating if needed) a service's database and runs the
     /// platform's tables (outbox, inbox, ...) then the service's own
@@ -181,7 +276,7 @@ impl Db {
                     PgConnectOptions::from_str(url)?.options(SessionLimits::from_env().postgres());
                 let pool = PgPoolOptions::new()
                     .max_connections(SERVER_POOL)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(server_acquire_timeout())
                     .connect_with(options)
                     .await?;
                 let sets: Vec<&Migrator> = sets.iter().map(|m| &m.postgres).collect();
@@ -201,7 +296,7 @@ impl Db {
                             conn.execute(limits.as_str()).await.map(drop)
                         })
                     })
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(server_acquire_timeout())
                     .connect_with(options)
                     .await?;
                 let sets: Vec<&Migrator> = sets.iter().map(|m| &m.mysql).collect();

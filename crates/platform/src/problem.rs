@@ -4,10 +4,12 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
+
+use crate::db::Fault;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -16,6 +18,10 @@ pub struct ApiError {
     pub detail: String,
     /// Extra members of the problem object, e.g. `currentStatus` on a 409.
     pub extra: Map<String, Value>,
+    /// Seconds for a `Retry-After` header: the failure is passing.
+    pub retry_after: Option<u64>,
+    /// What went wrong inside, for the log only: never sent to the client.
+    pub cause: Option<String>,
 }
 
 impl ApiError {
@@ -25,6 +31,8 @@ impl ApiError {
             title,
             detail: detail.into(),
             extra: Map::new(),
+            retry_after: None,
+            cause: None,
         }
     }
 
@@ -66,6 +74,18 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", detail)
     }
 
+    /// Tells the client when to try again (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Keeps the internal error for the log.
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> ApiError {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
     pub fn with(mut self, key: &str, value: Value) -> ApiError {
         self.extra.insert(key.to_string(), value);
         self
@@ -76,7 +96,13 @@ impl ApiError {
         obj.insert("type".into(), json!("about:blank"));
         obj.insert("title".into(), json!(self.title));
         obj.insert("status".into(), json!(self.status.as_u16()));
-        obj.insert("detail".into(), json!(self.detail));
+        // A 500 is a bug: what it says is for the log, not for the client.
+        let detail = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            INTERNAL_DETAIL
+        } else {
+            self.detail.as_str()
+        };
+        obj.insert("detail".into(), json!(detail));
         for (k, v) in &self.extra {
             obj.insert(k.clone(), v.clone());
         }
@@ -100,30 +126,55 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(mut self) -> Response {
+        let cause = self.cause.take().unwrap_or_default();
         if self.status == StatusCode::INTERNAL_SERVER_ERROR {
-            // The detail names internals (a statement, a file): it goes to
-            // the log under an incident id, and the client gets the id.
+            // A bug: the client gets an incident id that names the log line
+            // with what happened, never the internals themselves.
             let incident = uuid::Uuid::new_v4().simple().to_string();
-            tracing::error!(incident = %incident, detail = %self.detail, "request failed");
-            self.detail = format!("an internal error occurred (incident {incident})");
+            tracing::error!(incident = %incident, detail = %self.detail, cause, "request failed");
             self.extra.insert("incident".into(), json!(incident));
         } else if self.status.is_server_error() {
             // Unavailable or late: the system is degraded, not broken.
-            tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "request refused");
+            tracing::warn!(status = self.status.as_u16(), detail = %self.detail, cause, "request refused for now");
         }
         let body = self.body().to_string();
-        (
+        let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        resp
     }
 }
 
+/// All a client is told about a 500.
+pub const INTERNAL_DETAIL: &str = "an internal error occurred";
+
+/// How long a client should wait before retrying after a full disk: space
+/// comes back by an operator's hand, not in milliseconds.
+pub const RETRY_AFTER_FULL: u64 = 5;
+/// ... and after the database was unreachable or busy.
+pub const RETRY_AFTER_UNAVAILABLE: u64 = 1;
+
 impl From<sqlx::Error> for ApiError {
+    /// A passing fault (full disk, database away) is a 503 the client may
+    /// retry; anything else is a bug, a 500. Neither shows the error itself.
     fn from(err: sqlx::Error) -> ApiError {
-        ApiError::internal(format!("database: {err}"))
+        match Fault::of(&err) {
+            Some(Fault::Full) => ApiError::unavailable("out of storage space; try again later")
+                .retry_after(RETRY_AFTER_FULL),
+            Some(Fault::Unavailable) => {
+                ApiError::unavailable("the database is unavailable; try again shortly")
+                    .retry_after(RETRY_AFTER_UNAVAILABLE)
+            }
+            None => ApiError::internal(INTERNAL_DETAIL),
+        }
+        .caused_by(format!("database: {err}"))
     }
 }
 

@@ -75,6 +75,11 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// False once the process has exited (crashed or was killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for Server {
@@ -125,6 +130,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
     pub body: Value,
+    /// The `Retry-After` header, if the answer had one.
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -186,7 +193,13 @@ impl Api {
 }
 
 pub async fn reply(req: reqwest::RequestBuilder) -> Reply {
-    let resp = req.send().await.expect("request sent");
+    try_reply(req).await.expect("request sent")
+}
+
+/// The same, for a test that counts a server that stopped answering
+/// instead of panicking on it.
+pub async fn try_reply(req: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
+    let resp = req.send().await?;
     let status = resp.status();
     let content_type = resp
         .headers()
@@ -194,18 +207,24 @@ pub async fn reply(req: reqwest::RequestBuilder) -> Reply {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let bytes = resp.bytes().await.expect("body");
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = resp.bytes().await?;
     let body = if bytes.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
     };
-    Reply {
+    Ok(Reply {
         status,
         content_type,
         body,
-    }
+        retry_after,
+    })
 }
 
 /// Polls until `check` returns `Some`, for effects that travel by events.
