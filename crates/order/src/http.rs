@@ -88,7 +88,9 @@ async fn place(
             Some(digits)
         }
     };
-    let unavailable = |e: ClientError| ApiError::unavailable(format!("store is unavailable: {e}"));
+    let unavailable = |e: ClientError| {
+        ApiError::dependency_unavailable("store", format!("store is unavailable: {e}"))
+    };
     let menu = match (req.menu_id, req.menu_name.as_deref()) {
         (Some(id), _) => svc.store.menu_by_id(id).await.map_err(unavailable)?,
         (None, Some(name)) => svc
@@ -181,10 +183,10 @@ async fn place(
                     Ok(order) => order,
                     // The stuck-payment sweep settled it first.
                     Err(ChangeError::Illegal(t)) => {
-                        return Err(ApiError::unavailable(format!(
-                            "payment did not complete in time ({})",
-                            t.current
-                        )))
+                        return Err(ApiError::dependency_unavailable(
+                            "payment",
+                            format!("payment did not complete in time ({})", t.current),
+                        ))
                     }
                     Err(e) => return Err(change_error(e)),
                 };
@@ -203,9 +205,10 @@ async fn place(
             )
             .with("orderId", json!(order.id))
             .with("currentStatus", json!(order.status))),
-            Err(e) => Err(ApiError::unavailable(format!(
-                "payment is unavailable, nothing was charged: {e}"
-            ))
+            Err(e) => Err(ApiError::dependency_unavailable(
+                "payment",
+                format!("payment is unavailable, nothing was charged: {e}"),
+            )
             .with("orderId", json!(order.id))),
         }
     }
@@ -319,9 +322,10 @@ pub async fn cancel_order(
             ))
         }
         Err(e) => {
-            return Err(ApiError::unavailable(format!(
-                "store is unavailable, try again: {e}"
-            )))
+            return Err(ApiError::dependency_unavailable(
+                "store",
+                format!("store is unavailable, try again: {e}"),
+            ))
         }
     }
     let (svc, actor, reason, id) = (
