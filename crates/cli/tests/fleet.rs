@@ -1141,7 +1141,7 @@ async fn a_frozen_order_replica_and_store_cost_callers_at_most_a_timeout_and_los
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let try_ms = TRY_TIMEOUT.as_millis().to_string();
     let write_ms = WRITE_TIMEOUT.as_millis().to_string();
-    let mut fleet = Fleet::start_with_env(
+    let fleet = Fleet::start_with_env(
         &nats,
         &tag,
         HashMap::new(),

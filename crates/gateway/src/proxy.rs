@@ -538,15 +538,15 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
             .iter()
             .map(|(i, m)| m.describe(&pool.replicas[*i]))
             .collect();
-        tracing::error!(
-            service,
-            method = %request.method,
-            path = %request.path,
-            status = status.as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            attempts = %attempts.join("; "),
-            "gateway answered {status}"
-        );
+        let attempts = attempts.join("; ");
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let (method, path) = (&request.method, &request.path);
+        if response.headers().contains_key("x-upstream") {
+            // The service's own answer, which it logged with its cause.
+            tracing::warn!(service, %method, %path, status = status.as_u16(), elapsed_ms, %attempts, "passed on a 5xx");
+        } else {
+            tracing::error!(service, %method, %path, status = status.as_u16(), elapsed_ms, %attempts, "gateway answered {status}");
+        }
     }
     response
 }
