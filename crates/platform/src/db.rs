@@ -444,9 +444,13 @@ impl Conn {
     }
 
     pub(crate) async fn begin(&mut self, sql: &str) -> Result<(), sqlx::Error> {
-        self.raw(sql).await?;
+        // Marked before it is sent: a caller dropped while `BEGIN` runs (its
+        // client hung up) leaves the connection inside a transaction all the
+        // same, and it must then be closed, not handed back to the pool
+        // where the next `BEGIN` would fail. A failed `BEGIN` only costs the
+        // connection.
         self.in_transaction = true;
-        Ok(())
+        self.raw(sql).await
     }
 
     /// Ends the transaction with `COMMIT` or `ROLLBACK`.

@@ -74,51 +74,85 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
     hasher.update(&bytes);
     let fingerprint = hex::encode(hasher.finalize());
 
-    let claim = {
-        let (db, principal, key, fingerprint) = (
-            idem.db.clone(),
-            principal.clone(),
-            key.clone(),
-            fingerprint.clone(),
-        );
-        claim(&db, principal, key, fingerprint).await
+    // From the claim on, the request runs to its end and its answer is
+    // stored in a task of its own: a client that hangs up (a gateway's
+    // deadline) drops only the wait. Dropped half-way, after the claim
+    // committed and before the answer was stored, the key would stay
+    // claimed with no answer, and every resend would get 409 until the
+    // claim went stale.
+    let first = Exchange {
+        idem,
+        principal,
+        key,
+        fingerprint,
     };
-    match claim {
-        Err(e) => e.into_response(),
-        Ok(Claim::Replay(status, body, content_type)) => {
-            let mut resp = (status, body).into_response();
-            if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-            }
-            resp.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            resp
-        }
-        Ok(Claim::First) => {
-            let resp = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
-            let (rparts, rbody) = resp.into_parts();
-            let rbytes = match to_bytes(rbody, usize::MAX).await {
-                Ok(b) => b,
-                Err(e) => {
-                    return ApiError::internal(format!("cannot read response: {e}")).into_response()
+    match tokio::spawn(first.answer(parts, bytes, next)).await {
+        Ok(resp) => resp,
+        // A panic, which its hook has printed.
+        Err(_) => ApiError::internal("the request failed").into_response(),
+    }
+}
+
+/// A keyed request whose body has been read.
+struct Exchange {
+    idem: Idempotency,
+    principal: String,
+    key: String,
+    fingerprint: String,
+}
+
+impl Exchange {
+    async fn answer(
+        self,
+        parts: axum::http::request::Parts,
+        bytes: axum::body::Bytes,
+        next: Next,
+    ) -> Response {
+        let Exchange {
+            idem,
+            principal,
+            key,
+            fingerprint,
+        } = self;
+        let claim = claim(&idem.db, principal.clone(), key.clone(), fingerprint).await;
+        match claim {
+            Err(e) => e.into_response(),
+            Ok(Claim::Replay(status, body, content_type)) => {
+                let mut resp = (status, body).into_response();
+                if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    resp.headers_mut().insert(header::CONTENT_TYPE, ct);
                 }
-            };
-            let content_type = rparts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let status = rparts.status;
-            let stored = {
-                let (db, body) = (idem.db.clone(), rbytes.to_vec());
-                record(&db, principal, key, status, body, content_type).await
-            };
-            if let Err(e) = stored {
-                tracing::warn!(error = %e, "could not store idempotent answer");
+                resp.headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                resp
             }
-            Response::from_parts(rparts, Body::from(rbytes))
+            Ok(Claim::First) => {
+                let resp = next
+                    .run(Request::from_parts(parts, Body::from(bytes)))
+                    .await;
+                let (rparts, rbody) = resp.into_parts();
+                let rbytes = match to_bytes(rbody, usize::MAX).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return ApiError::internal(format!("cannot read response: {e}"))
+                            .into_response()
+                    }
+                };
+                let content_type = rparts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let status = rparts.status;
+                let stored = {
+                    let (db, body) = (idem.db.clone(), rbytes.to_vec());
+                    record(&db, principal, key, status, body, content_type).await
+                };
+                if let Err(e) = stored {
+                    tracing::warn!(error = %e, "could not store idempotent answer");
+                }
+                Response::from_parts(rparts, Body::from(rbytes))
+            }
         }
     }
 }
