@@ -1227,7 +1227,35 @@ async fn a_frozen_order_replica_and_store_cost_callers_at_most_a_timeout_and_los
     tokio::time::sleep(Duration::from_millis(800)).await;
     signal(&fleet, "order-2", "-STOP");
     signal(&fleet, "store", "-STOP");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Keyed orders at the moment of the freeze, before any health check can
+    // notice it: some reach the frozen replica, which takes them in.
+    let at_freeze = futures::future::join_all((0..4).map(|n| {
+        let api = customer.clone();
+        async move {
+            let key = format!("at-freeze-{n}");
+            let t = Instant::now();
+            let r = reply(
+                api.request(reqwest::Method::POST, "/orders")
+                    .header("Idempotency-Key", &key)
+                    .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+            )
+            .await;
+            (format!("place {key}"), r, t.elapsed())
+        }
+    }))
+    .await;
+    let reached_frozen = at_freeze
+        .iter()
+        .filter(|(_, r, _)| r.status == StatusCode::GATEWAY_TIMEOUT)
+        .count();
+    for (what, r, took) in at_freeze {
+        record(&seen, what, r, took);
+    }
+    assert!(
+        reached_frozen > 0,
+        "no keyed order reached the frozen replica"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
     signal(&fleet, "order-2", "-CONT");
     signal(&fleet, "store", "-CONT");
     let resumed = Instant::now();
@@ -1358,20 +1386,26 @@ async fn a_frozen_order_replica_and_store_cost_callers_at_most_a_timeout_and_los
         .filter(|s| s.what.starts_with("place") && s.status == StatusCode::GATEWAY_TIMEOUT)
     {
         let key = s.what.trim_start_matches("place ").to_string();
-        let order = eventually(&format!("{key} answered when sent again"), || {
-            let (customer, key) = (customer.clone(), key.clone());
-            async move {
-                let r = reply(
-                    customer
-                        .request(reqwest::Method::POST, "/orders")
-                        .header("Idempotency-Key", key)
-                        .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
-                )
-                .await;
-                (r.status == StatusCode::CREATED).then(|| id(&r.body))
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let order = loop {
+            let r = reply(
+                customer
+                    .request(reqwest::Method::POST, "/orders")
+                    .header("Idempotency-Key", &key)
+                    .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+            )
+            .await;
+            if r.status == StatusCode::CREATED {
+                break id(&r.body);
             }
-        })
-        .await;
+            assert!(
+                Instant::now() < deadline,
+                "{key} sent again: {} {}",
+                r.status,
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         placed.insert(order);
     }
     let admin = fleet.api("gateway", &a);
