@@ -117,6 +117,33 @@ pub struct Args {
     /// Gateway: seconds an ejected replica gets no traffic.
     #[arg(long, env = "HANWHA_EJECT_SECS", default_value_t = 10)]
     eject_secs: u64,
+    /// Gateway: milliseconds to open a connection to a replica.
+    #[arg(long, env = "HANWHA_GATEWAY_CONNECT_TIMEOUT_MS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    connect_timeout_ms: u64,
+    /// Gateway: milliseconds one attempt of a read (GET, HEAD) waits for an
+    /// answer before the read goes to another replica.
+    #[arg(long, env = "HANWHA_GATEWAY_TRY_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    try_timeout_ms: u64,
+    /// Gateway: milliseconds a write waits for an answer before the gateway
+    /// answers 504 (a write that reached a replica is never sent again).
+    #[arg(long, env = "HANWHA_GATEWAY_WRITE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    write_timeout_ms: u64,
+    /// Gateway: milliseconds for a whole request, resends and the answer's
+    /// body included; event streams (SSE) are exempt once they started.
+    #[arg(long, env = "HANWHA_GATEWAY_REQUEST_TIMEOUT_MS", default_value_t = 10000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_ms: u64,
+    /// Gateway: milliseconds between health checks of each replica.
+    #[arg(long, env = "HANWHA_GATEWAY_HEALTH_INTERVAL_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    health_interval_ms: u64,
+    /// Gateway: milliseconds a health check waits for a replica's answer.
+    #[arg(long, env = "HANWHA_GATEWAY_HEALTH_TIMEOUT_MS", default_value_t = 400,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    health_timeout_ms: u64,
     /// Gateway: browser origins allowed by CORS (`*` or a comma-separated list).
     #[arg(long, env = "HANWHA_GATEWAY_CORS", default_value = "")]
     cors: String,
@@ -213,7 +240,15 @@ async fn run_gateway(
         gateway::proxy::OutlierConfig {
             consecutive_errors: args.eject_after.max(1),
             ejection_time: Duration::from_secs(args.eject_secs),
+            health_interval: Duration::from_millis(args.health_interval_ms),
+            health_timeout: Duration::from_millis(args.health_timeout_ms),
             ..Default::default()
+        },
+        gateway::proxy::Timeouts {
+            connect: Duration::from_millis(args.connect_timeout_ms),
+            try_read: Duration::from_millis(args.try_timeout_ms),
+            write: Duration::from_millis(args.write_timeout_ms),
+            overall: Duration::from_millis(args.request_timeout_ms),
         },
     );
     let checks = proxy.spawn_health_checks();
@@ -412,11 +447,22 @@ pub async fn run(
                 Box::pin(async move { db.ping().await })
             }),
         );
-        actuator.depends_on(
+        // Requests are served while the broker is away: the outbox keeps
+        // their events until it is back.
+        let broker = bus.clone();
+        actuator.reports(
             "broker",
             Arc::new(move || {
-                let bus = bus.clone();
-                Box::pin(async move { bus.ping().await })
+                let up = broker.connected();
+                Box::pin(async move { up })
+            }),
+        );
+        metrics.probe(
+            Gauge::BrokerConnected,
+            "nats",
+            Arc::new(move || {
+                let up = i64::from(bus.connected());
+                Box::pin(async move { up })
             }),
         );
     }

@@ -96,6 +96,8 @@ struct Fleet {
     dir: tempfile::TempDir,
     databases: HashMap<&'static str, String>,
     procs: HashMap<&'static str, Process>,
+    /// Extra environment of every process (e.g. the gateway's timeouts).
+    env: Vec<(String, String)>,
 }
 
 impl Fleet {
@@ -108,12 +110,25 @@ impl Fleet {
     }
 
     fn start_on(nats: &str, tag: &str, databases: HashMap<&'static str, String>) -> Fleet {
+        Fleet::start_with_env(nats, tag, databases, &[])
+    }
+
+    fn start_with_env(
+        nats: &str,
+        tag: &str,
+        databases: HashMap<&'static str, String>,
+        env: &[(&str, &str)],
+    ) -> Fleet {
         let mut fleet = Fleet {
             nats: nats.to_string(),
             stream: format!("FLEET_{tag}"),
             dir: tempfile::tempdir().expect("temp dir"),
             databases,
             procs: HashMap::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         for service in [
             "payment",
@@ -186,6 +201,7 @@ impl Fleet {
             .env("HANWHA_PAYMENT_URL", payment)
             .env("HANWHA_STORE_URL", store)
             .env("HANWHA_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .spawn()
             .expect("start a service");
@@ -1075,4 +1091,462 @@ async fn cancels_racing_accepts_on_two_store_replicas_each_end_with_one_winner()
         wait_settled(&customer, &owner, *order, *winner).await;
     }
     fleet.finish().await;
+}
+
+/// Sends `kill -<sig>` to a fleet member. STOP freezes it as a stalled VM,
+/// a GC pause or a swapped-out process would: the kernel still accepts its
+/// connections and takes requests in, nothing answers. CONT resumes it.
+fn signal(fleet: &Fleet, member: &str, sig: &str) {
+    let pid = fleet.procs[member].child.id().to_string();
+    assert!(Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("kill")
+        .success());
+}
+
+/// One answer the freeze drill saw: what was asked, the status, how long it
+/// took and, for orders, the order id.
+#[derive(Debug, Clone)]
+struct Seen {
+    what: String,
+    status: StatusCode,
+    took: Duration,
+    order: Option<i64>,
+    body: String,
+}
+
+/// The gateway's timeouts in the freeze drill, set through the environment
+/// as an operator would (12-factor).
+const TRY_TIMEOUT: Duration = Duration::from_millis(1000);
+const WRITE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// What scheduling on a small machine running a dozen processes may add.
+const MARGIN: Duration = Duration::from_millis(1000);
+
+/// A frozen process (SIGSTOP) is the fault a connect timeout cannot see:
+/// its kernel accepts connections and requests, nothing answers. One of the
+/// two order replicas and the only store replica freeze for 5 s under steady
+/// reads, keyed orders and owners' accepts through the gateway. Reads of
+/// orders never fail and take at most the per-try timeout (plus margin): the
+/// other replica answers them. Accepts, which cannot be resent, answer
+/// 504/503 within the write timeout instead of hanging for the freeze. After
+/// SIGCONT both replicas serve again within seconds, and every answered
+/// order and accept is there: a timed-out keyed order resent with its key
+/// gets the first answer, never a second order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_order_replica_and_store_cost_callers_at_most_a_timeout_and_lose_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let Some(nats) = nats_url() else { return };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let try_ms = TRY_TIMEOUT.as_millis().to_string();
+    let write_ms = WRITE_TIMEOUT.as_millis().to_string();
+    let fleet = Fleet::start_with_env(
+        &nats,
+        &tag,
+        HashMap::new(),
+        &[
+            ("HANWHA_GATEWAY_TRY_TIMEOUT_MS", &try_ms),
+            ("HANWHA_GATEWAY_WRITE_TIMEOUT_MS", &write_ms),
+        ],
+    );
+    let (c, o, a) = (
+        token(&fleet, "customer").await,
+        token(&fleet, "owner").await,
+        token(&fleet, "admin").await,
+    );
+    let customer = fleet.api("gateway", &c);
+    let owner = fleet.api("gateway", &o);
+    // Orders for the owner to accept while the store is frozen.
+    let mut waiting = Vec::new();
+    for _ in 0..12 {
+        waiting.push(id(&place(&customer, "pizza", 1).await));
+    }
+    for &order in &waiting {
+        wait_in_store(&owner, order).await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+    let record = |seen: &Mutex<Vec<Seen>>, what: String, r: Reply, took: Duration| {
+        seen.lock().expect("seen").push(Seen {
+            what,
+            status: r.status,
+            took,
+            order: r.body["id"].as_i64().or(r.body["orderId"].as_i64()),
+            body: r.body.to_string(),
+        });
+    };
+    let mut load = Vec::new();
+    {
+        let (api, stop, seen) = (customer.clone(), stop.clone(), seen.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let t = Instant::now();
+                let r = api.get("/orders?limit=5").await;
+                record(&seen, "read".into(), r, t.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    {
+        let (api, stop, seen) = (customer.clone(), stop.clone(), seen.clone());
+        load.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let t = Instant::now();
+                let r = reply(
+                    api.request(reqwest::Method::POST, "/orders")
+                        .header("Idempotency-Key", format!("freeze-{n}"))
+                        .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+                )
+                .await;
+                record(&seen, format!("place freeze-{n}"), r, t.elapsed());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+    }
+    {
+        let (api, stop, seen, orders) =
+            (owner.clone(), stop.clone(), seen.clone(), waiting.clone());
+        load.push(tokio::spawn(async move {
+            // The first accepts before the freeze, the rest during it.
+            for order in orders {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let t = Instant::now();
+                let r = api.put(&format!("/storeOrders/{order}/accept")).await;
+                record(&seen, format!("accept {order}"), r, t.elapsed());
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    signal(&fleet, "order-2", "-STOP");
+    signal(&fleet, "store", "-STOP");
+    // Keyed orders at the moment of the freeze, before any health check can
+    // notice it: some reach the frozen replica, which takes them in. They
+    // are collected after SIGCONT, so a gateway that waits for the
+    // replica shows as slow answers, not as a test that never ends.
+    let at_freeze: Vec<_> = (0..4)
+        .map(|n| {
+            let api = customer.clone();
+            tokio::spawn(async move {
+                let key = format!("at-freeze-{n}");
+                let t = Instant::now();
+                let r = reply(
+                    api.request(reqwest::Method::POST, "/orders")
+                        .header("Idempotency-Key", &key)
+                        .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+                )
+                .await;
+                (format!("place {key}"), r, t.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    signal(&fleet, "order-2", "-CONT");
+    signal(&fleet, "store", "-CONT");
+    let resumed = Instant::now();
+    let mut reached_frozen = 0;
+    for task in at_freeze {
+        let (what, r, took) = tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("a keyed order at the freeze got no answer 20 s after SIGCONT")
+            .expect("order task");
+        reached_frozen += usize::from(r.status == StatusCode::GATEWAY_TIMEOUT);
+        record(&seen, what, r, took);
+    }
+    // The resumed replica is back in rotation within about a health check
+    // interval, not after a fixed ejection time.
+    let echo = fleet.api("gateway", &None);
+    let mut instances = std::collections::HashSet::new();
+    while instances.len() < 2 {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(4),
+            "the resumed order replica was not back within 4 s"
+        );
+        let r = echo.get("/order/actuator/echo").await;
+        if r.status == StatusCode::OK {
+            instances.insert(r.body["instanceId"].to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let back_after = resumed.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.expect("load");
+    }
+    let seen = std::mem::take(&mut *seen.lock().expect("seen"));
+
+    let slowest = |kind: &str| {
+        seen.iter()
+            .filter(|s| s.what.starts_with(kind))
+            .map(|s| s.took)
+            .max()
+            .unwrap_or_default()
+    };
+    let count = |kind: &str, ok: fn(StatusCode) -> bool| {
+        seen.iter()
+            .filter(|s| s.what.starts_with(kind) && ok(s.status))
+            .count()
+    };
+    eprintln!(
+        "freeze drill: reads {} ({} ok, slowest {:?}); orders {} ({} placed, slowest {:?}); \
+         accepts {} ({} ok, slowest {:?}); order-2 back {back_after:?} after SIGCONT",
+        count("read", |_| true),
+        count("read", |s| s.is_success()),
+        slowest("read"),
+        count("place", |_| true),
+        count("place", |s| s == StatusCode::CREATED),
+        slowest("place"),
+        count("accept", |_| true),
+        count("accept", |s| s.is_success()),
+        slowest("accept"),
+    );
+    let failed: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.what == "read" && !s.status.is_success())
+        .collect();
+    assert!(failed.is_empty(), "reads failed: {failed:?}");
+    assert!(
+        slowest("read") <= TRY_TIMEOUT + MARGIN,
+        "a read took {:?}",
+        slowest("read")
+    );
+    for s in seen.iter().filter(|s| !s.what.starts_with("read")) {
+        assert!(
+            s.took <= WRITE_TIMEOUT + MARGIN,
+            "{} hung for {:?} ({} {})",
+            s.what,
+            s.took,
+            s.status,
+            s.body
+        );
+        assert!(
+            matches!(
+                s.status,
+                StatusCode::OK
+                    | StatusCode::CREATED
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+            ),
+            "{}: {} {}",
+            s.what,
+            s.status,
+            s.body
+        );
+    }
+    assert!(
+        count("accept", |s| !s.is_success()) > 0,
+        "no accept met the frozen store"
+    );
+    assert!(reached_frozen > 0, "no keyed order met the frozen replica");
+
+    // Everything recovers. An accept that timed out may have happened when
+    // the store resumed: sent again, it is accepted now or was already.
+    eventually("the store to answer again", || async {
+        (owner.get("/menus").await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    for &order in &waiting {
+        let accepted_before = seen
+            .iter()
+            .any(|s| s.what == format!("accept {order}") && s.status == StatusCode::OK);
+        if accepted_before {
+            continue;
+        }
+        let r = owner.put(&format!("/storeOrders/{order}/accept")).await;
+        assert!(
+            r.status == StatusCode::OK
+                || (r.status == StatusCode::CONFLICT && r.body["currentStatus"] == "Accepted"),
+            "accept {order} after the freeze: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    for &order in &waiting {
+        eventually(&format!("order {order} Accepted"), || async {
+            (customer.get(&format!("/orders/{order}")).await.body["status"] == "Accepted")
+                .then_some(())
+        })
+        .await;
+    }
+    // A keyed order that got no answer, sent again with its key, gets the
+    // first answer if it was placed after all, or is placed now: once.
+    let mut placed: std::collections::HashSet<i64> = seen
+        .iter()
+        .filter(|s| s.what.starts_with("place") && s.status == StatusCode::CREATED)
+        .filter_map(|s| s.order)
+        .collect();
+    for s in seen
+        .iter()
+        .filter(|s| s.what.starts_with("place") && s.status == StatusCode::GATEWAY_TIMEOUT)
+    {
+        let key = s.what.trim_start_matches("place ").to_string();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let order = loop {
+            let r = reply(
+                customer
+                    .request(reqwest::Method::POST, "/orders")
+                    .header("Idempotency-Key", &key)
+                    .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+            )
+            .await;
+            if r.status == StatusCode::CREATED {
+                break id(&r.body);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{key} sent again: {} {}",
+                r.status,
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        placed.insert(order);
+    }
+    // Every answered order is stored and paid, once. An order no one was
+    // told about (its request timed out, then failed when the replica
+    // resumed, and its resend placed a new one) is PaymentFailed and
+    // charged nothing.
+    let admin = fleet.api("gateway", &a);
+    let all = admin.get("/orders?limit=1000").await.body;
+    let all = all.as_array().expect("orders");
+    let answered: std::collections::HashSet<i64> =
+        waiting.iter().chain(placed.iter()).copied().collect();
+    assert_eq!(answered.len(), waiting.len() + placed.len());
+    let stored: std::collections::HashSet<i64> = all.iter().map(id).collect();
+    assert!(
+        answered.is_subset(&stored),
+        "answered orders missing: {:?}",
+        answered.difference(&stored)
+    );
+    for o in all.iter().filter(|o| !answered.contains(&id(o))) {
+        assert_eq!(
+            o["status"], "PaymentFailed",
+            "an order no one was told of: {o}"
+        );
+    }
+    for o in all {
+        let order = id(o);
+        if answered.contains(&order) {
+            let r = admin.get(&format!("/payments/{order}")).await;
+            assert_eq!(
+                r.body["paymentStatus"], "Approved",
+                "order {order}: {}",
+                r.body
+            );
+        } else {
+            // A late approval is refunded automatically.
+            eventually(&format!("order {order} charged nothing"), || async {
+                let r = admin.get(&format!("/payments/{order}")).await;
+                (r.body["paymentStatus"] != "Approved").then_some(())
+            })
+            .await;
+        }
+    }
+    fleet.finish().await;
+}
+
+/// A broker outage is not a reason to take every endpoint away: ordering
+/// works while NATS is down (the outbox keeps the events). Every process
+/// stays ready, reports the broker down in /actuator/health and /metrics,
+/// `POST /orders` answers 201, and the events reach the store once the
+/// broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_keeps_every_process_ready_and_orders_placed() {
+    if nats_url().is_none() {
+        return;
+    }
+    let mut nats = OwnNats::start();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let fleet = Fleet::start_on(&nats.url(), &tag, HashMap::new());
+    let (c, o) = (
+        token(&fleet, "customer").await,
+        token(&fleet, "owner").await,
+    );
+    let customer = fleet.api("gateway", &c);
+    let owner = fleet.api("gateway", &o);
+    let before = id(&place(&customer, "pizza", 1).await);
+    wait_in_store(&owner, before).await;
+
+    nats.kill();
+    let members = [
+        "identity",
+        "order",
+        "order-2",
+        "payment",
+        "store",
+        "delivery",
+        "delivery-2",
+        "delivery-3",
+        "status",
+        "notification",
+        "gateway",
+    ];
+    // Ready throughout: sampled for two seconds from the kill on.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for member in members {
+            let t = Instant::now();
+            let ready = fleet.api(member, &None).get("/actuator/ready").await;
+            assert_eq!(
+                ready.status,
+                StatusCode::OK,
+                "{member} not ready while the broker is down: {}",
+                ready.body
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "{member}: {:?}",
+                t.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The outage shows where operators look: health details and a gauge.
+    for member in members.into_iter().filter(|m| *m != "gateway") {
+        let api = fleet.api(member, &None);
+        let health = eventually(&format!("{member} to report the broker down"), || async {
+            let h = api.get("/actuator/health").await;
+            (h.body["components"]["broker"]["status"] == "DOWN").then_some(h)
+        })
+        .await;
+        assert_eq!(health.status, StatusCode::OK, "{member}: {}", health.body);
+        let metrics = reqwest::get(format!("{}/metrics", fleet.base(member)))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("hanwha_broker_connected{") && l.ends_with(" 0")),
+            "{member}: {metrics}"
+        );
+    }
+    let mut during = Vec::new();
+    for _ in 0..6 {
+        let t = Instant::now();
+        during.push(id(&place(&customer, "pizza", 1).await));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    nats.restart();
+    for &order in &during {
+        wait_in_store(&owner, order).await;
+    }
+    let order = fleet.api("order", &None);
+    eventually("order to report the broker up", || async {
+        (order.get("/actuator/health").await.body["components"]["broker"]["status"] == "UP")
+            .then_some(())
+    })
+    .await;
+    fleet.finish_on(&nats.url()).await;
 }

@@ -93,7 +93,9 @@ fn merge(routers: Vec<Router>) -> Router {
 fn edge(app: Router, cors: &Cors) -> Router {
     let app = app
         .layer(DefaultBodyLimit::max(platform::idempotency::BODY_LIMIT))
-        .layer(TraceLayer::new_for_http());
+        // A 5xx is logged once, where its cause is known (the problem
+        // mapping, the proxy), not a second time here without it.
+        .layer(TraceLayer::new_for_http().on_failure(()));
     match cors.layer() {
         Some(layer) => app.layer(layer),
         None => app,

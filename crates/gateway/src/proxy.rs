@@ -1,21 +1,24 @@
 //! The gateway of the distributed shape: routes the seed's paths to the
 //! service that owns them, balances across a service's replicas, takes a
-//! replica out while its health check fails or after consecutive errors
+//! replica out while its health check fails or after consecutive failures
 //! (outlier detection, like the seed's Istio DestinationRule) and brings it
-//! back later, and retries a request that is safe to repeat on another
-//! replica.
+//! back when its health check passes again, and bounds what a slow or
+//! frozen replica costs a caller: a deadline per attempt and one for the
+//! whole request, with reads resent to another replica when one is slow
+//! (as Envoy's per-try timeout does).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use futures::TryStreamExt;
+use futures::{Stream, StreamExt};
 use platform::ApiError;
+use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
 /// Which service owns a path.
 pub fn service_for(path: &str) -> Option<&'static str> {
@@ -69,15 +72,21 @@ pub const SERVICES: [&str; 7] = [
 
 #[derive(Debug, Clone)]
 pub struct OutlierConfig {
-    /// Consecutive failures (5xx or no connection) that eject a replica.
+    /// Consecutive failures that eject a replica: no connection, no answer
+    /// within its deadline, or a 5xx of its own (not one it relays from a
+    /// dependency of its own, which says nothing about the replica).
     pub consecutive_errors: u32,
-    /// How long an ejected replica gets no traffic.
+    /// How long an ejected replica gets no traffic, unless its health check
+    /// fails and then passes again first.
     pub ejection_time: Duration,
     /// Share of a service's replicas that may be ejected at once, in percent.
     pub max_ejection_percent: u32,
     /// How often each replica's `/actuator/ready` is checked (not ready:
-    /// marked down, draining for a restart, or its database or broker gone).
+    /// marked down, draining for a restart, or its database gone).
     pub health_interval: Duration,
+    /// How long one health check waits: a replica that does not answer in
+    /// this time is out of rotation until it does.
+    pub health_timeout: Duration,
 }
 
 impl Default for OutlierConfig {
@@ -87,6 +96,41 @@ impl Default for OutlierConfig {
             ejection_time: Duration::from_secs(10),
             max_ejection_percent: 100,
             health_interval: Duration::from_millis(500),
+            health_timeout: Duration::from_millis(400),
+        }
+    }
+}
+
+/// How long the gateway waits, and for what. A frozen process (stopped,
+/// swapped out, a stalled VM) still accepts connections and requests (its
+/// kernel does) but never answers; only these deadlines bound what it costs
+/// a caller.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// Opening a connection to a replica.
+    pub connect: Duration,
+    /// One attempt of a request safe to resend (GET, HEAD): how long to wait
+    /// for the answer's headers before trying another replica.
+    pub try_read: Duration,
+    /// How long a write waits for the answer's headers. A write that reached
+    /// a replica is never resent (it may be taking effect), so a stalled
+    /// replica costs a write this long, then 504.
+    pub write: Duration,
+    /// The whole request, resends and the answer's body included. An event
+    /// stream (SSE) is exempt once its headers arrived: it is meant to stay
+    /// open.
+    pub overall: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_millis(300),
+            try_read: Duration::from_secs(2),
+            // Above the slowest write a healthy fleet answers (an order waits
+            // for the store's menu and for Payment, each under a second).
+            write: Duration::from_secs(5),
+            overall: Duration::from_secs(10),
         }
     }
 }
@@ -94,16 +138,59 @@ impl Default for OutlierConfig {
 #[derive(Debug)]
 struct Replica {
     url: String,
+    /// `host:port`, how logs name the replica: never its URL, which may
+    /// carry credentials.
+    addr: String,
     healthy: AtomicBool,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
 }
 
 impl Replica {
+    fn new(url: &str) -> Replica {
+        let url = url.trim_end_matches('/').to_string();
+        let addr = reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port_or_known_default() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_else(|| "(unparsable upstream URL)".to_string());
+        Replica {
+            url,
+            addr,
+            healthy: AtomicBool::new(true),
+            failures: AtomicU32::new(0),
+            ejected_until: Mutex::new(None),
+        }
+    }
+
     fn ejected(&self) -> bool {
         let until = self.ejected_until.lock().unwrap_or_else(|e| e.into_inner());
         until.is_some_and(|t| Instant::now() < t)
     }
+
+    /// Back in rotation: its health check failed and passes again, so
+    /// whatever ejected it (a freeze, a restart) is over.
+    fn reinstate(&self) {
+        *self.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.failures.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What an attempt says about the replica that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// It answered (below 500).
+    Answered,
+    /// It answered 5xx because a service it depends on is unavailable (the
+    /// problem names the dependency): the replica itself is fine.
+    Relayed,
+    /// No connection, no answer in time, or a 5xx of its own.
+    Failed,
 }
 
 #[derive(Debug)]
@@ -133,11 +220,15 @@ impl Pool {
         fallback
     }
 
-    fn report(&self, i: usize, ok: bool, config: &OutlierConfig) {
+    fn report(&self, i: usize, outcome: Outcome, config: &OutlierConfig) {
         let r = &self.replicas[i];
-        if ok {
-            r.failures.store(0, Ordering::Relaxed);
-            return;
+        match outcome {
+            Outcome::Answered => {
+                r.failures.store(0, Ordering::Relaxed);
+                return;
+            }
+            Outcome::Relayed => return,
+            Outcome::Failed => {}
         }
         let failures = r.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures < config.consecutive_errors {
@@ -146,7 +237,7 @@ impl Pool {
         let ejected = self.replicas.iter().filter(|r| r.ejected()).count();
         let cap = (self.replicas.len() as u32 * config.max_ejection_percent / 100) as usize;
         if ejected < cap.max(1) {
-            tracing::warn!(service = self.service, replica = %r.url, "replica ejected");
+            tracing::warn!(service = self.service, replica = %r.addr, failures, "replica ejected");
             *r.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(Instant::now() + config.ejection_time);
             r.failures.store(0, Ordering::Relaxed);
@@ -159,29 +250,26 @@ pub struct Proxy {
     pools: Arc<Vec<Pool>>,
     http: reqwest::Client,
     config: OutlierConfig,
+    timeouts: Timeouts,
 }
 
 impl Proxy {
     /// `upstreams`: (service, replica base URLs).
-    pub fn new(upstreams: Vec<(&'static str, Vec<String>)>, config: OutlierConfig) -> Proxy {
+    pub fn new(
+        upstreams: Vec<(&'static str, Vec<String>)>,
+        config: OutlierConfig,
+        timeouts: Timeouts,
+    ) -> Proxy {
         let pools = upstreams
             .into_iter()
             .map(|(service, urls)| Pool {
                 service,
-                replicas: urls
-                    .into_iter()
-                    .map(|url| Replica {
-                        url: url.trim_end_matches('/').to_string(),
-                        healthy: AtomicBool::new(true),
-                        failures: AtomicU32::new(0),
-                        ejected_until: Mutex::new(None),
-                    })
-                    .collect(),
+                replicas: urls.iter().map(|url| Replica::new(url)).collect(),
                 next: AtomicUsize::new(0),
             })
             .collect();
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(300))
+            .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
@@ -189,6 +277,7 @@ impl Proxy {
             pools: Arc::new(pools),
             http,
             config,
+            timeouts,
         }
     }
 
@@ -196,28 +285,39 @@ impl Proxy {
         self.pools.iter().find(|p| p.service == service)
     }
 
-    /// Checks every replica's health until the process ends.
+    /// Checks every replica's health until the process ends. Each replica
+    /// has its own loop, so a replica that does not answer delays no other
+    /// replica's check: a frozen one is out within an interval and a
+    /// timeout, a recovered one back within an interval.
     pub fn spawn_health_checks(&self) -> tokio::task::JoinHandle<()> {
         let proxy = self.clone();
         tokio::spawn(async move {
-            loop {
-                for pool in proxy.pools.iter() {
-                    for r in &pool.replicas {
-                        let up = proxy
-                            .http
-                            .get(format!("{}/actuator/ready", r.url))
-                            .timeout(Duration::from_millis(500))
-                            .send()
-                            .await
-                            .is_ok_and(|resp| resp.status().is_success());
-                        if r.healthy.swap(up, Ordering::Relaxed) != up {
-                            tracing::info!(service = pool.service, replica = %r.url, up, "replica health changed");
-                        }
-                    }
-                }
-                tokio::time::sleep(proxy.config.health_interval).await;
-            }
+            let watches = proxy
+                .pools
+                .iter()
+                .flat_map(|pool| pool.replicas.iter().map(move |r| (pool.service, r)))
+                .map(|(service, replica)| proxy.watch(service, replica));
+            futures::future::join_all(watches).await;
         })
+    }
+
+    async fn watch(&self, service: &'static str, r: &Replica) {
+        let mut every = tokio::time::interval(self.config.health_interval);
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let ready = format!("{}/actuator/ready", r.url);
+        loop {
+            every.tick().await;
+            let up = matches!(
+                timeout(self.config.health_timeout, self.http.get(&ready).send()).await,
+                Ok(Ok(resp)) if resp.status().is_success()
+            );
+            if r.healthy.swap(up, Ordering::Relaxed) != up {
+                if up {
+                    r.reinstate();
+                }
+                tracing::info!(service, replica = %r.addr, up, "replica health changed");
+            }
+        }
     }
 
     /// The routes the gateway forwards; mount beside the web UI.
@@ -245,7 +345,142 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
+/// What one attempt met, for the log line of a request that failed.
+enum Met {
+    TimedOut(Duration),
+    Unreachable(String),
+    Answered(StatusCode),
+}
+
+impl Met {
+    fn describe(&self, replica: &Replica) -> String {
+        let addr = &replica.addr;
+        match self {
+            Met::TimedOut(wait) => format!("{addr} gave no answer within {} ms", wait.as_millis()),
+            Met::Unreachable(cause) => format!("{addr} unreachable: {cause}"),
+            Met::Answered(status) => format!("{addr} answered {status}"),
+        }
+    }
+}
+
+/// Why a request could not be sent, without the URL reqwest would print:
+/// a query string may carry a token (the SSE stream's `access_token`).
+fn cause(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(inner) = source {
+        cause.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    cause
+}
+
+/// A problem answered by the gateway itself. The caller logs it, once,
+/// with what each attempt met; the body says only what a client can act on.
+fn problem(status: StatusCode, title: &'static str, detail: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        ApiError::new(status, title, detail).body().to_string(),
+    )
+        .into_response()
+}
+
+/// Reads a 5xx answer's body, which is small (a problem), up to the
+/// platform's body limit.
+async fn small_body(mut resp: reqwest::Response) -> Option<Bytes> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.ok()? {
+        if out.len() + chunk.len() > platform::idempotency::BODY_LIMIT {
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Some(out.into())
+}
+
+/// The dependency a 5xx problem says it relays (`"dependency": "payment"`).
+fn relayed_dependency(body: &[u8]) -> Option<String> {
+    let problem: serde_json::Value = serde_json::from_slice(body).ok()?;
+    problem
+        .get(platform::problem::DEPENDENCY)?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The answer's body, ended with an error if it still flows at the
+/// deadline: the client then sees an aborted answer, never a cut one that
+/// looks whole.
+fn until_deadline(
+    body: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    deadline: Instant,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let state = Some((Box::pin(body), Box::pin(tokio::time::sleep_until(deadline))));
+    futures::stream::unfold(state, |state| async move {
+        let (mut body, mut expiry) = state?;
+        tokio::select! {
+            item = body.next() => {
+                let item = item?.map_err(std::io::Error::other);
+                Some((item, Some((body, expiry))))
+            }
+            () = &mut expiry => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the answer outlasted the gateway's deadline",
+                )),
+                None,
+            )),
+        }
+    })
+}
+
+fn upstream_header(headers: &mut HeaderMap, service: &'static str) {
+    headers.insert(
+        HeaderName::from_static("x-upstream"),
+        HeaderValue::from_static(service),
+    );
+}
+
+/// Passes an answer on as it streams in.
+fn pass_on(resp: reqwest::Response, service: &'static str, deadline: Instant) -> Response {
+    let sse = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut out = Response::new(Body::empty());
+    *out.status_mut() = resp.status();
+    copy_headers(resp.headers(), out.headers_mut());
+    upstream_header(out.headers_mut(), service);
+    let stream = resp.bytes_stream();
+    *out.body_mut() = if sse {
+        Body::from_stream(stream.map(|item| item.map_err(std::io::Error::other)))
+    } else {
+        Body::from_stream(until_deadline(stream, deadline))
+    };
+    out
+}
+
+/// The request as the gateway forwards it.
+struct Forwarded {
+    service: &'static str,
+    method: Method,
+    /// The path alone, for logs (the query may carry a token).
+    path: String,
+    path_and_query: String,
+    headers: HeaderMap,
+    body: Bytes,
+    /// GET or HEAD: safe to send again, even to another replica.
+    read: bool,
+    /// A write with an Idempotency-Key: safe to send again while it never
+    /// reached a replica.
+    keyed: bool,
+}
+
 async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
+    let started = Instant::now();
+    let deadline = started + proxy.timeouts.overall;
     let path = req.uri().path().to_string();
     let query = req
         .uri()
@@ -264,9 +499,9 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
             .into_response();
     };
     let (parts, body) = req.into_parts();
-    let body = match to_bytes(body, platform::idempotency::BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(_) => {
+    let body = match timeout_at(deadline, to_bytes(body, platform::idempotency::BODY_LIMIT)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Payload too large",
@@ -274,89 +509,201 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
             )
             .into_response()
         }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+                "the request body did not arrive in time",
+            )
+            .into_response()
+        }
     };
-    // Safe to send again: reads, and writes that carry an Idempotency-Key.
+    let mut headers = HeaderMap::new();
+    copy_headers(&parts.headers, &mut headers);
     let read = matches!(parts.method, Method::GET | Method::HEAD);
-    let repeatable = read || parts.headers.contains_key(platform::idempotency::HEADER);
+    let request = Forwarded {
+        service,
+        keyed: !read && parts.headers.contains_key(platform::idempotency::HEADER),
+        read,
+        method: parts.method,
+        path: upstream_path.clone(),
+        path_and_query: format!("{upstream_path}{query}"),
+        headers,
+        body,
+    };
+    let (response, met) = exchange(&proxy, pool, &request, deadline).await;
+    let status = response.status();
+    if status.is_server_error() {
+        let attempts: Vec<String> = met
+            .iter()
+            .map(|(i, m)| m.describe(&pool.replicas[*i]))
+            .collect();
+        let attempts = attempts.join("; ");
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let (method, path) = (&request.method, &request.path);
+        if response.headers().contains_key("x-upstream") {
+            // The service's own answer, which it logged with its cause.
+            tracing::warn!(service, %method, %path, status = status.as_u16(), elapsed_ms, %attempts, "passed on a 5xx");
+        } else {
+            tracing::error!(service, %method, %path, status = status.as_u16(), elapsed_ms, %attempts, "gateway answered {status}");
+        }
+    }
+    response
+}
+
+/// Sends the request to one replica after another until one answers, a
+/// resend would not be safe, or time is up. Returns the answer and what
+/// each attempt met.
+async fn exchange(
+    proxy: &Proxy,
+    pool: &Pool,
+    req: &Forwarded,
+    deadline: Instant,
+) -> (Response, Vec<(usize, Met)>) {
+    let per_try = if req.read {
+        proxy.timeouts.try_read
+    } else {
+        proxy.timeouts.write
+    };
     // Each replica twice and one more: during a rolling restart a pick may
     // be the replica going away, or a fresh process reached through a pooled
     // connection that went stale; a short, growing pause lets it come up.
-    let attempts = if repeatable {
+    let attempts = if req.read || req.keyed {
         (2 * pool.replicas.len() + 1).min(5)
     } else {
         1
     };
     let mut tried = Vec::new();
-    // What each attempt met, for the 502's detail.
-    let mut failures: Vec<String> = Vec::new();
+    let mut met: Vec<(usize, Met)> = Vec::new();
     for attempt in 0..attempts {
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(25 * attempt as u64)).await;
+            let pause = Duration::from_millis(25 * attempt as u64);
+            if Instant::now() + pause >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause).await;
         }
-        let Some(i) = pool.pick(&tried).or_else(|| pool.pick(&[])) else {
-            break;
+        // After a timeout only a replica not tried yet: one that stalled will
+        // not answer sooner for being asked again. After a refused
+        // connection the same one may do: a restarting replica is back soon.
+        let stalled = matches!(met.last(), Some((_, Met::TimedOut(_))));
+        let pick = if stalled {
+            pool.pick(&tried)
+        } else {
+            pool.pick(&tried).or_else(|| pool.pick(&[]))
         };
+        let Some(i) = pick else { break };
+        let wait = per_try.min(deadline.saturating_duration_since(Instant::now()));
+        if wait.is_zero() {
+            break;
+        }
         tried.push(i);
-        let url = format!("{}{}{}", pool.replicas[i].url, upstream_path, query);
-        let mut headers = HeaderMap::new();
-        copy_headers(&parts.headers, &mut headers);
-        let sent = proxy
+        let send = proxy
             .http
-            .request(parts.method.clone(), &url)
-            .headers(headers)
-            .body(body.clone())
-            .send()
-            .await;
-        match sent {
-            // A write that got an answer is not sent again, even a 5xx:
-            // the service did its part (e.g. recorded a failed payment),
-            // and the key of a failed write is free, so another attempt
-            // would be a second write. Only a write that never arrived
-            // (below) goes to another replica.
-            Ok(resp) if resp.status().is_server_error() && read && attempt + 1 < attempts => {
-                pool.report(i, false, &proxy.config);
-                failures.push(format!(
-                    "{} answered {}",
-                    pool.replicas[i].url,
-                    resp.status()
-                ));
-            }
-            Ok(resp) => {
-                pool.report(i, !resp.status().is_server_error(), &proxy.config);
-                let mut out = Response::builder().status(resp.status());
-                if let Some(h) = out.headers_mut() {
-                    copy_headers(resp.headers(), h);
-                    h.insert(
-                        HeaderName::from_static("x-upstream"),
-                        axum::http::HeaderValue::from_static(service),
-                    );
+            .request(
+                req.method.clone(),
+                format!("{}{}", pool.replicas[i].url, req.path_and_query),
+            )
+            .headers(req.headers.clone())
+            .body(req.body.clone())
+            .send();
+        match timeout(wait, send).await {
+            Err(_) => {
+                pool.report(i, Outcome::Failed, &proxy.config);
+                met.push((i, Met::TimedOut(wait)));
+                if !req.read {
+                    // It reached the replica and may be taking effect there;
+                    // sent again it could take effect twice.
+                    break;
                 }
-                let stream = resp.bytes_stream().map_err(std::io::Error::other);
-                return out
-                    .body(Body::from_stream(stream))
-                    .unwrap_or_else(|e| ApiError::internal(e.to_string()).into_response());
             }
-            Err(e) => {
-                // Unreachable: out of rotation until its readiness check
-                // answers again.
+            Ok(Err(e)) => {
+                // No answer at all: out of rotation until its readiness
+                // check answers again. A keyed write met a refused or broken
+                // connection, not a replica at work on it; should it have
+                // arrived after all, its key makes the resend harmless.
                 pool.replicas[i].healthy.store(false, Ordering::Relaxed);
-                pool.report(i, false, &proxy.config);
-                let mut cause = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(inner) = source {
-                    cause.push_str(&format!(": {inner}"));
-                    source = inner.source();
+                pool.report(i, Outcome::Failed, &proxy.config);
+                met.push((i, Met::Unreachable(cause(e))));
+            }
+            Ok(Ok(resp)) if resp.status().is_server_error() => {
+                let status = resp.status();
+                let mut headers = HeaderMap::new();
+                copy_headers(resp.headers(), &mut headers);
+                let Ok(Some(bytes)) = timeout_at(deadline, small_body(resp)).await else {
+                    pool.report(i, Outcome::Failed, &proxy.config);
+                    met.push((i, Met::Answered(status)));
+                    continue;
+                };
+                let relayed = relayed_dependency(&bytes).is_some();
+                pool.report(
+                    i,
+                    if relayed {
+                        Outcome::Relayed
+                    } else {
+                        Outcome::Failed
+                    },
+                    &proxy.config,
+                );
+                met.push((i, Met::Answered(status)));
+                // A write that got an answer is not sent again, even a 5xx:
+                // the service did its part (e.g. recorded a failed payment).
+                // A relayed 5xx would be the same from every replica.
+                if req.read && !relayed && attempt + 1 < attempts {
+                    continue;
                 }
-                failures.push(format!("{} unreachable: {cause}", pool.replicas[i].url));
+                let mut out = Response::new(Body::from(bytes));
+                *out.status_mut() = status;
+                *out.headers_mut() = headers;
+                upstream_header(out.headers_mut(), req.service);
+                return (out, met);
+            }
+            Ok(Ok(resp)) => {
+                pool.report(i, Outcome::Answered, &proxy.config);
+                return (pass_on(resp, req.service, deadline), met);
             }
         }
     }
-    let detail = if failures.is_empty() {
-        format!("no replica of {service} answered")
+    (no_answer(req, &met, per_try), met)
+}
+
+/// The gateway's own answer when no replica gave one it could pass on,
+/// after what the last attempt met.
+fn no_answer(req: &Forwarded, met: &[(usize, Met)], per_try: Duration) -> Response {
+    let service = req.service;
+    match met.last() {
+        Some((_, Met::Unreachable(_))) => {
+            return problem(
+                StatusCode::BAD_GATEWAY,
+                "Bad gateway",
+                format!("no replica of {service} could be reached"),
+            )
+        }
+        Some((_, Met::Answered(_))) => {
+            return problem(
+                StatusCode::BAD_GATEWAY,
+                "Bad gateway",
+                format!("{service} failed to answer the request"),
+            )
+        }
+        Some((_, Met::TimedOut(_))) | None => {}
+    }
+    let detail = if req.read {
+        format!("{service} did not answer in time")
+    } else if req.keyed {
+        format!(
+            "{service} did not answer within {} ms; the request may still take effect: \
+             send it again with the same Idempotency-Key to learn its outcome",
+            per_try.as_millis()
+        )
     } else {
-        format!("{service}: {}", failures.join("; "))
+        format!(
+            "{service} did not answer within {} ms; the request may still take effect: \
+             check its outcome before sending it again",
+            per_try.as_millis()
+        )
     };
-    ApiError::new(StatusCode::BAD_GATEWAY, "Bad gateway", detail).into_response()
+    problem(StatusCode::GATEWAY_TIMEOUT, "Gateway timeout", detail)
 }
 
 #[cfg(test)]
@@ -392,16 +739,192 @@ mod tests {
                 consecutive_errors: 2,
                 ..OutlierConfig::default()
             },
+            Timeouts::default(),
         );
         let pool = proxy.pool("delivery").expect("pool");
         pool.replicas[1].healthy.store(false, Ordering::Relaxed);
-        pool.report(2, false, &proxy.config);
-        pool.report(2, false, &proxy.config);
+        pool.report(2, Outcome::Failed, &proxy.config);
+        pool.report(2, Outcome::Failed, &proxy.config);
         for _ in 0..30 {
             assert_eq!(pool.pick(&[]), Some(0));
         }
         // With every replica out, the gateway still tries one.
         pool.replicas[0].healthy.store(false, Ordering::Relaxed);
         assert!(pool.pick(&[]).is_some());
+    }
+
+    /// Starts `app` on a free port as an upstream replica.
+    async fn replica(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A replica that takes requests in and never answers, as a frozen
+    /// process does; counts what it took.
+    fn stalled(taken: Arc<AtomicUsize>) -> Router {
+        Router::new().fallback(move || {
+            taken.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<&'static str>()
+        })
+    }
+
+    fn answering(taken: Arc<AtomicUsize>) -> Router {
+        Router::new().fallback(move || {
+            taken.fetch_add(1, Ordering::SeqCst);
+            async { "fine" }
+        })
+    }
+
+    async fn send(proxy: &Proxy, req: axum::http::Request<Body>) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let resp = proxy.router().oneshot(req).await.expect("answer");
+        let status = resp.status();
+        let body = to_bytes(resp.into_body(), 1 << 16).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    const TRY: Duration = Duration::from_millis(200);
+    const SLACK: Duration = Duration::from_millis(300);
+
+    #[tokio::test]
+    async fn a_stalled_replica_costs_a_read_one_try_timeout_and_another_replica_answers() {
+        let (frozen, fine) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let urls = vec![
+            replica(stalled(frozen.clone())).await,
+            replica(answering(fine.clone())).await,
+        ];
+        let proxy = Proxy::new(
+            vec![("order", urls)],
+            OutlierConfig::default(),
+            Timeouts {
+                try_read: TRY,
+                ..Timeouts::default()
+            },
+        );
+        for _ in 0..6 {
+            let started = Instant::now();
+            let req = axum::http::Request::get("/orders?access_token=secret")
+                .body(Body::empty())
+                .expect("request");
+            let (status, body) = send(&proxy, req).await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "fine"));
+            assert!(started.elapsed() < TRY + SLACK, "{:?}", started.elapsed());
+        }
+        // Three timeouts in a row took it out: it stopped costing anything.
+        let pool = proxy.pool("order").expect("pool");
+        assert_eq!(frozen.load(Ordering::SeqCst), 3);
+        assert!(pool.replicas[0].ejected());
+        assert_eq!(fine.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_reached_a_stalled_replica_is_not_resent_and_answers_504() {
+        let (frozen, fine) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let urls = vec![
+            replica(stalled(frozen.clone())).await,
+            replica(answering(fine.clone())).await,
+        ];
+        let proxy = Proxy::new(
+            vec![("store", urls)],
+            OutlierConfig::default(),
+            Timeouts {
+                write: TRY,
+                ..Timeouts::default()
+            },
+        );
+        let started = Instant::now();
+        let req = axum::http::Request::put("/storeOrders/1/accept?token=secret")
+            .header(platform::idempotency::HEADER, "k1")
+            .body(Body::empty())
+            .expect("request");
+        let (status, body) = send(&proxy, req).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+        assert!(started.elapsed() < TRY + SLACK, "{:?}", started.elapsed());
+        assert!(body.contains("Idempotency-Key"), "{body}");
+        assert!(
+            !body.contains("127.0.0.1") && !body.contains("secret"),
+            "{body}"
+        );
+        assert_eq!(
+            (frozen.load(Ordering::SeqCst), fine.load(Ordering::SeqCst)),
+            (1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_503_relayed_from_a_dependency_does_not_eject_but_its_own_503_does() {
+        let relaying = Router::new().fallback(|| async {
+            ApiError::dependency_unavailable("payment", "payment is unavailable")
+        });
+        let failing = Router::new().fallback(|| async { ApiError::unavailable("cannot serve") });
+        let proxy = Proxy::new(
+            vec![
+                ("order", vec![replica(relaying).await]),
+                ("payment", vec![replica(failing).await]),
+            ],
+            OutlierConfig::default(),
+            Timeouts::default(),
+        );
+        for path in ["/orders", "/payments"] {
+            for _ in 0..5 {
+                let req = axum::http::Request::post(path)
+                    .body(Body::empty())
+                    .expect("request");
+                let (status, _) = send(&proxy, req).await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            }
+        }
+        assert!(!proxy.pool("order").expect("order").replicas[0].ejected());
+        assert!(proxy.pool("payment").expect("payment").replicas[0].ejected());
+    }
+
+    #[tokio::test]
+    async fn the_overall_deadline_cuts_a_slow_body_but_not_an_event_stream() {
+        fn trickle(content_type: &'static str) -> Router {
+            Router::new().fallback(move || async move {
+                let ticks = futures::stream::unfold(0, |n| async move {
+                    (n < 8).then_some(())?;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Some((Ok::<_, std::io::Error>(Bytes::from("data: x\n\n")), n + 1))
+                });
+                (
+                    [(header::CONTENT_TYPE, content_type)],
+                    Body::from_stream(ticks),
+                )
+            })
+        }
+        let proxy = Proxy::new(
+            vec![
+                (
+                    "notification",
+                    vec![replica(trickle("text/event-stream")).await],
+                ),
+                ("status", vec![replica(trickle("application/json")).await]),
+            ],
+            OutlierConfig::default(),
+            Timeouts {
+                overall: Duration::from_millis(200),
+                ..Timeouts::default()
+            },
+        );
+        use tower::ServiceExt;
+        let get = |path: &str| {
+            axum::http::Request::get(path)
+                .body(Body::empty())
+                .expect("request")
+        };
+        let sse = proxy.router().oneshot(get("/notifications/stream")).await;
+        let sse = to_bytes(sse.expect("answer").into_body(), 1 << 16).await;
+        assert_eq!(sse.expect("the whole stream").len(), 8 * 9);
+        let slow = proxy.router().oneshot(get("/statusChecks")).await;
+        let slow = to_bytes(slow.expect("answer").into_body(), 1 << 16).await;
+        assert!(
+            slow.is_err(),
+            "a body past the deadline must end in an error"
+        );
     }
 }

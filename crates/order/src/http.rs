@@ -91,7 +91,7 @@ async fn place(
         }
     };
     let unavailable = |e: ClientError| {
-        ApiError::unavailable("the store is unavailable; try again shortly")
+        ApiError::dependency_unavailable("store", "the store is unavailable; try again shortly")
             .retry_after(1)
             .caused_by(e)
     };
@@ -136,7 +136,8 @@ async fn place(
         )
         .with("orderId", json!(order.id))
         .with("currentStatus", json!(order.status))),
-        Placed::NotPlaced { order, why } => Err(ApiError::unavailable(
+        Placed::NotPlaced { order, why } => Err(ApiError::dependency_unavailable(
+            "payment",
             "payment did not answer in time: the order was not placed, and a charge that went through anyway is refunded automatically; try again",
         )
         .retry_after(1)
@@ -253,7 +254,8 @@ pub async fn cancel_order(
             ))
         }
         Err(e) => {
-            return Err(ApiError::unavailable(
+            return Err(ApiError::dependency_unavailable(
+                "store",
                 "the store did not answer the cancel; if it agreed, the order is cancelled and refunded automatically, so check the order before trying again",
             )
             .retry_after(1)

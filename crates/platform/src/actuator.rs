@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -17,12 +18,39 @@ pub struct Actuator {
     inner: Arc<ActuatorInner>,
 }
 
-/// A dependency readiness waits for (a database, the broker): its name and
-/// a check that answers whether it is reachable now.
-pub type Dependency = (
-    String,
-    Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>,
-);
+/// Answers whether a dependency (a database, the broker) is reachable now.
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// A dependency: its name, its check, and whether readiness needs it.
+#[derive(Clone)]
+struct Dependency {
+    name: String,
+    check: Check,
+    /// Without it the process cannot serve requests (its database). A
+    /// dependency it can do without for a while (the broker: the outbox
+    /// keeps events) is only reported, in `/actuator/health` and metrics:
+    /// were readiness to fail with it, a broker outage would take every
+    /// endpoint out of every load balancer.
+    needed_to_serve: bool,
+}
+
+/// How long one check may take: probes (Kubernetes waits 1 s by default)
+/// must answer in time even when a dependency hangs rather than refuses.
+const CHECK_DEADLINE: Duration = Duration::from_millis(500);
+
+impl Dependency {
+    async fn up(&self) -> bool {
+        tokio::time::timeout(CHECK_DEADLINE, (self.check)())
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// Runs the checks side by side, so one that hangs costs one deadline.
+async fn check_all(dependencies: Vec<Dependency>) -> Vec<(Dependency, bool)> {
+    let results = futures::future::join_all(dependencies.iter().map(Dependency::up)).await;
+    dependencies.into_iter().zip(results).collect()
+}
 
 struct ActuatorInner {
     service: String,
@@ -50,17 +78,36 @@ impl Actuator {
         }
     }
 
-    /// Readiness also requires this dependency to answer.
-    pub fn depends_on(
-        &self,
-        name: &str,
-        check: Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>,
-    ) {
+    /// Readiness also requires this dependency to answer: without it the
+    /// process cannot serve requests.
+    pub fn depends_on(&self, name: &str, check: Check) {
+        self.add(name, check, true);
+    }
+
+    /// Reports this dependency in `/actuator/health` without making
+    /// readiness wait for it: the process serves requests without it.
+    pub fn reports(&self, name: &str, check: Check) {
+        self.add(name, check, false);
+    }
+
+    fn add(&self, name: &str, check: Check, needed_to_serve: bool) {
         self.inner
             .dependencies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((name.to_string(), check));
+            .push(Dependency {
+                name: name.to_string(),
+                check,
+                needed_to_serve,
+            });
+    }
+
+    fn dependencies(&self) -> Vec<Dependency> {
+        self.inner
+            .dependencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -82,32 +129,43 @@ impl Actuator {
     }
 }
 
+/// Liveness: fails only when marked down. The body details each
+/// dependency (`components`), which a dependency's outage does not make
+/// the process fail: restarting it would not bring the dependency back.
 async fn health(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
+    let components: serde_json::Map<String, Value> = check_all(a.dependencies())
+        .await
+        .into_iter()
+        .map(|(d, up)| (d.name, json!({"status": if up { "UP" } else { "DOWN" }})))
+        .collect();
     if a.inner.healthy.load(Ordering::SeqCst) {
-        (StatusCode::OK, Json(json!({"status": "UP"})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "UP", "components": components})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "DOWN"})),
+            Json(json!({"status": "DOWN", "components": components})),
         )
     }
 }
 
-/// Ready: started, not draining, not marked down, and every dependency
-/// (database, broker) answers; the body names what is missing.
+/// Ready: started, not draining, not marked down, and every dependency it
+/// needs to serve requests (its database) answers; the body names what is
+/// missing.
 async fn ready(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
-    let dependencies: Vec<Dependency> = a
-        .inner
-        .dependencies
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let mut down = Vec::new();
-    for (name, check) in dependencies {
-        if !check().await {
-            down.push(name);
-        }
-    }
+    let needed = a
+        .dependencies()
+        .into_iter()
+        .filter(|d| d.needed_to_serve)
+        .collect();
+    let down: Vec<String> = check_all(needed)
+        .await
+        .into_iter()
+        .filter(|(_, up)| !up)
+        .map(|(d, _)| d.name)
+        .collect();
     if a.is_ready() && a.inner.healthy.load(Ordering::SeqCst) && down.is_empty() {
         (StatusCode::OK, Json(json!({"status": "UP"})))
     } else {
@@ -188,6 +246,28 @@ mod tests {
         assert_eq!(
             probe(&a, "/actuator/ready").await.0,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broker_outage_shows_in_health_and_leaves_readiness_alone() {
+        let a = Actuator::new("test");
+        a.set_ready(true);
+        a.reports("broker", Arc::new(|| Box::pin(async { false })));
+        assert_eq!(probe(&a, "/actuator/ready").await.0, StatusCode::OK);
+        let (status, body) = probe(&a, "/actuator/health").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["components"]["broker"]["status"], "DOWN");
+        // A database that hangs rather than refuses costs one deadline.
+        a.depends_on("database", Arc::new(|| Box::pin(std::future::pending())));
+        let started = std::time::Instant::now();
+        let (status, body) = probe(&a, "/actuator/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["unreachable"], json!(["database"]));
+        assert!(
+            started.elapsed() < CHECK_DEADLINE * 2,
+            "{:?}",
+            started.elapsed()
         );
     }
 }

@@ -3,7 +3,7 @@
 //! circuit breaker state).
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -27,13 +27,19 @@ pub enum Gauge {
     ConsumerLag,
     /// 0 closed, 1 open, 2 half-open, by peer.
     CircuitState,
+    /// 1 while connected to the broker, 0 while not, by broker.
+    BrokerConnected,
 }
+
+/// How long one gauge may take to read: a scrape must answer even while a
+/// gauge's source (the broker) hangs; such a gauge reads -1.
+const PROBE_DEADLINE: Duration = Duration::from_millis(500);
 
 struct Inner {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
-    gauges: [IntGaugeVec; 3],
+    gauges: [IntGaugeVec; 4],
     probes: Mutex<Vec<(Gauge, String, Probe)>>,
 }
 
@@ -78,6 +84,13 @@ impl Metrics {
                 ),
                 &["peer"],
             )?,
+            IntGaugeVec::new(
+                Opts::new(
+                    "broker_connected",
+                    "1 while connected to the event broker, 0 while not",
+                ),
+                &["broker"],
+            )?,
         ];
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -110,9 +123,14 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for (gauge, label, probe) in probes {
-            let value = probe().await;
-            self.inner.gauges[gauge as usize]
+        let values = futures::future::join_all(probes.iter().map(|(_, _, probe)| async {
+            tokio::time::timeout(PROBE_DEADLINE, probe())
+                .await
+                .unwrap_or(-1)
+        }))
+        .await;
+        for ((gauge, label, _), value) in probes.iter().zip(values) {
+            self.inner.gauges[*gauge as usize]
                 .with_label_values(&[label.as_str()])
                 .set(value);
         }

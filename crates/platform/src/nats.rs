@@ -83,9 +83,13 @@ impl NatsBus {
         Ok(stream.info().await.map_err(broker)?.state.messages)
     }
 
-    /// True when the broker answers for the stream; used by readiness.
-    pub async fn ping(&self) -> bool {
-        self.js.get_stream(&self.stream).await.is_ok()
+    /// True while the client holds a connection to the broker. Answers at
+    /// once, without a round trip that would wait for a broker that is gone.
+    pub fn connected(&self) -> bool {
+        matches!(
+            self.js.client().connection_state(),
+            async_nats::connection::State::Connected
+        )
     }
 
     async fn consumer(&self, name: &str) -> Result<consumer::PullConsumer, TransportError> {

@@ -211,13 +211,14 @@ impl Peer {
                             return Ok(PeerReply { status, body });
                         }
                         Err(e) => {
-                            last = format!("{}: {e}", self.name);
+                            last = format!("{}: {}", self.name, e.without_url());
                             self.record(false);
                         }
                     }
                 }
                 Err(e) => {
-                    last = format!("{} unreachable: {e}", self.name);
+                    // Without the URL: errors travel into answers and logs.
+                    last = format!("{} unreachable: {}", self.name, e.without_url());
                     self.record(false);
                 }
             }

@@ -10,6 +10,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 use crate::db::Fault;
+/// The problem member naming the service whose unavailability a 503
+/// relays (`"dependency": "payment"`): a gateway then knows the service
+/// that answered is fine and keeps it in rotation.
+pub const DEPENDENCY: &str = "dependency";
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -68,6 +72,11 @@ impl ApiError {
             "Service unavailable",
             detail,
         )
+    }
+
+    /// 503 because a service this one calls is unavailable, not this one.
+    pub fn dependency_unavailable(dependency: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::unavailable(detail).with(DEPENDENCY, Value::String(dependency.to_string()))
     }
 
     pub fn internal(detail: impl Into<String>) -> ApiError {
