@@ -1550,3 +1550,71 @@ async fn a_broker_outage_keeps_every_process_ready_and_orders_placed() {
     .await;
     fleet.finish_on(&nats.url()).await;
 }
+
+/// A cancel whose call to a frozen store times out (503) while the store,
+/// once resumed, applies it: Order follows the store's `StoreOrderCancelled`
+/// event, so every order ends consistent: cancelled in Order and Store and
+/// refunded, or untouched everywhere. Before that event, an order could
+/// stay `Ordered` with its money held while the store had cancelled it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancels_lost_to_a_frozen_store_still_end_cancelled_and_refunded() {
+    let Some(nats) = nats_url() else { return };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let fleet = Fleet::start_on(&nats, &tag, HashMap::new());
+    let (c, o) = (
+        token(&fleet, "customer").await,
+        token(&fleet, "owner").await,
+    );
+    let customer = fleet.api("gateway", &c);
+    let owner = fleet.api("gateway", &o);
+    let mut orders = Vec::new();
+    for _ in 0..6 {
+        orders.push(id(&place(&customer, "pizza", 1).await));
+    }
+    for &order in &orders {
+        wait_in_store(&owner, order).await;
+    }
+
+    signal(&fleet, "store", "-STOP");
+    let mut unanswered = 0;
+    for &order in &orders {
+        let r = customer.put(&format!("/orders/{order}/cancel")).await;
+        match r.status {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => unanswered += 1,
+            other => panic!(
+                "cancel of {order} during the freeze answered {other}: {}",
+                r.body
+            ),
+        }
+    }
+    signal(&fleet, "store", "-CONT");
+    eprintln!(
+        "{unanswered} of {} cancels got no answer from the frozen store",
+        orders.len()
+    );
+
+    let mut cancelled = 0;
+    for &order in &orders {
+        let (state, store, payment) = eventually(&format!("order {order} consistent"), || async {
+            let state = customer.get(&format!("/orders/{order}")).await.body["status"].clone();
+            let store =
+                owner.get(&format!("/storeOrders/{order}")).await.body["cookStatus"].clone();
+            let payment =
+                customer.get(&format!("/payments/{order}")).await.body["paymentStatus"].clone();
+            let consistent =
+                (state == "Cancelled" && store == "Cancelled" && payment == "Refunded")
+                    || (state == "Ordered" && store == "Received" && payment == "Approved");
+            consistent.then_some((state, store, payment))
+        })
+        .await;
+        eprintln!("order {order}: {state} / store {store} / payment {payment}");
+        if state == "Cancelled" {
+            cancelled += 1;
+        }
+    }
+    assert!(
+        cancelled > 0,
+        "no cancel reached the store after it resumed; the drill showed nothing"
+    );
+    fleet.finish().await;
+}

@@ -231,25 +231,36 @@ async fn a_keyed_order_whose_client_hangs_up_is_placed_once() {
     })
     .await
         * 2;
-    let keys: Vec<String> = (0..40).map(|i| format!("hang-up-{i}")).collect();
-    let hung_up = stream::iter(keys.iter().enumerate())
-        .map(|(i, key)| {
-            let (url, token, body) = (server.url("/orders"), token.clone(), body.clone());
-            async move {
-                impatient(jitter(i as u64, spread))
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("idempotency-key", key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .is_err()
-            }
-        })
-        .buffer_unordered(20)
-        .filter(|gone| futures::future::ready(*gone))
-        .count()
-        .await;
+    // Rounds of 40 keyed orders, each round's clients more impatient, until
+    // enough hung up mid-request: the machine's speed varies under load.
+    let mut keys: Vec<String> = Vec::new();
+    let (mut hung_up, mut spread) = (0, spread);
+    for round in 0..5 {
+        let batch: Vec<String> = (0..40).map(|i| format!("hang-up-{round}-{i}")).collect();
+        hung_up += stream::iter(batch.iter().enumerate())
+            .map(|(i, key)| {
+                let (url, token, body) = (server.url("/orders"), token.clone(), body.clone());
+                async move {
+                    impatient(jitter(i as u64, spread))
+                        .post(url)
+                        .bearer_auth(token)
+                        .header("idempotency-key", key)
+                        .json(&body)
+                        .send()
+                        .await
+                        .is_err()
+                }
+            })
+            .buffer_unordered(20)
+            .filter(|gone| futures::future::ready(*gone))
+            .count()
+            .await;
+        keys.extend(batch);
+        if hung_up >= 10 {
+            break;
+        }
+        spread /= 2;
+    }
     let reached = admin.get("/orders?limit=1000").await.body;
     let reached = reached.as_array().expect("orders").len() - 40;
     eprintln!(

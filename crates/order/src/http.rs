@@ -272,9 +272,17 @@ pub async fn cancel_order(
         .db
         .write(move |tx| {
             Box::pin(async move {
-                record::change(tx, id, OrderAction::Cancel, &actor, reason.as_deref())
-                    .await
-                    .map_err(change_error)
+                // The store's `StoreOrderCancelled` may have cancelled it
+                // already, through Order's consumer: the same outcome.
+                record::follow(
+                    tx,
+                    id,
+                    OrderAction::StoreCancelled,
+                    &actor,
+                    reason.as_deref(),
+                )
+                .await
+                .map_err(change_error)
             })
         })
         .await?;

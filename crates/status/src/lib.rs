@@ -142,8 +142,10 @@ impl EventHandler for StatusEvents {
         self.inbox
     }
 
-    fn wants(&self, _: EventType) -> bool {
-        true
+    fn wants(&self, event_type: EventType) -> bool {
+        // Between Store and Order only: the order's own `MenuCancelled`
+        // is what people see.
+        event_type != EventType::StoreOrderCancelled
     }
 
     async fn handle(&self, conn: &mut Conn, ev: &Event) -> Result<(), HandlerError> {
