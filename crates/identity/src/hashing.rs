@@ -70,7 +70,7 @@ fn busy() -> ApiError {
         "Service unavailable",
         "too many sign-ins at once; retry in a moment",
     )
-    .with("retryAfterSeconds", serde_json::json!(1))
+    .retry_after(1)
 }
 
 #[cfg(test)]
