@@ -1618,3 +1618,65 @@ async fn cancels_lost_to_a_frozen_store_still_end_cancelled_and_refunded() {
     );
     fleet.finish().await;
 }
+
+/// Orders placed while Payment is frozen are refused (503, "not placed");
+/// when Payment resumes it finds their calls in its socket, past the
+/// deadline Order sent with them, and charges nothing. Before the deadline
+/// travelled with the call, Payment charged some of them and refunded them
+/// later: "nothing was charged" was not true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_refused_while_payment_is_frozen_are_never_charged() {
+    let Some(nats) = nats_url() else { return };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let fleet = Fleet::start_on(&nats, &tag, HashMap::new());
+    let c = token(&fleet, "customer").await;
+    let customer = fleet.api("gateway", &c);
+    id(&place(&customer, "pizza", 1).await);
+
+    signal(&fleet, "payment", "-STOP");
+    let mut refused = Vec::new();
+    for _ in 0..8 {
+        let r = customer
+            .post(
+                "/orders",
+                json!({"menuName": "pizza", "qty": 1, "address": "suwon"}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "an order while payment is frozen: {}",
+            r.body
+        );
+        refused.push(r.body["orderId"].as_i64().expect("the refused order's id"));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(&fleet, "payment", "-CONT");
+
+    // Payment has handled what waited in its socket once it answers again.
+    let placed = id(&place(&customer, "pizza", 1).await);
+    eventually(&format!("payment for order {placed}"), || async {
+        (customer.get(&format!("/payments/{placed}")).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut charged = Vec::new();
+    for &order in &refused {
+        let state = customer.get(&format!("/orders/{order}")).await.body["status"].clone();
+        assert_eq!(state, "PaymentFailed", "refused order {order}");
+        let p = customer.get(&format!("/payments/{order}")).await;
+        let status = p.body["paymentStatus"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string();
+        eprintln!("refused order {order}: payment {}", status);
+        if p.status == StatusCode::OK && matches!(status.as_str(), "Approved" | "Refunded") {
+            charged.push((order, status));
+        }
+    }
+    assert!(
+        charged.is_empty(),
+        "orders refused with 'not placed' were charged: {charged:?}"
+    );
+    fleet.finish().await;
+}

@@ -189,7 +189,10 @@ impl Peer {
             let mut req = self
                 .http
                 .request(method.clone(), format!("{}{}", self.base, path))
-                .header(crate::deadline::HEADER, left.as_millis().to_string())
+                .header(
+                    crate::deadline::HEADER,
+                    crate::deadline::Deadline::header_value(left),
+                )
                 .timeout(left);
             if let Some(token) = token {
                 req = req.bearer_auth(token);
