@@ -1690,3 +1690,99 @@ async fn orders_refused_while_payment_is_frozen_are_never_charged() {
     );
     fleet.finish().await;
 }
+
+/// The gateway frozen while customers place keyed orders: their clients
+/// give up, the resumed gateway passes on (or drops) what waited in its
+/// socket, and each customer's retry with the same key ends with exactly
+/// one paid order: nothing lost, nothing doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_gateway_loses_and_doubles_no_keyed_order() {
+    let Some(nats) = nats_url() else { return };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let fleet = Fleet::start_on(&nats, &tag, HashMap::new());
+    let (c, a) = (
+        token(&fleet, "customer").await,
+        token(&fleet, "admin").await,
+    );
+    let customer = fleet.api("gateway", &c);
+    let admin = fleet.api("gateway", &a);
+    let body = json!({"menuName": "pizza", "qty": 1, "address": "suwon"});
+
+    signal(&fleet, "gateway", "-STOP");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(800))
+        .build()
+        .expect("client");
+    let keys: Vec<String> = (0..10)
+        .map(|i| format!("{tag}-frozen-gateway-{i}"))
+        .collect();
+    let sent: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let req = impatient
+                .post(format!("{}/orders", fleet.base("gateway")))
+                .bearer_auth(c.clone().expect("token"))
+                .header("idempotency-key", key)
+                .json(&body);
+            tokio::spawn(async move { req.send().await.is_err() })
+        })
+        .collect();
+    let mut gave_up = 0;
+    for s in sent {
+        if s.await.expect("join") {
+            gave_up += 1;
+        }
+    }
+    signal(&fleet, "gateway", "-CONT");
+    eprintln!(
+        "{gave_up} of {} clients gave up on the frozen gateway",
+        keys.len()
+    );
+    assert_eq!(
+        gave_up,
+        keys.len(),
+        "a client was answered by a frozen gateway"
+    );
+
+    let mut answered = std::collections::HashSet::new();
+    for key in &keys {
+        let started = Instant::now();
+        let order = loop {
+            let r = reply(
+                customer
+                    .request(reqwest::Method::POST, "/orders")
+                    .header("idempotency-key", key)
+                    .json(&body),
+            )
+            .await;
+            if r.status == StatusCode::CREATED {
+                break id(&r.body);
+            }
+            assert!(
+                r.status == StatusCode::CONFLICT && started.elapsed() < Duration::from_secs(25),
+                "retry of {key}: {} {}",
+                r.status,
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert!(
+            answered.insert(order),
+            "two keys answered with order {order}"
+        );
+    }
+    let orders = admin.get("/orders?limit=1000").await.body;
+    let orders = orders.as_array().expect("orders");
+    assert_eq!(orders.len(), keys.len(), "orders: {orders:?}");
+    let payments = eventually("a payment per order", || async {
+        let p = admin.get("/payments").await.body;
+        (p.as_array()?.len() == keys.len()).then_some(p)
+    })
+    .await;
+    assert!(payments
+        .as_array()
+        .expect("payments")
+        .iter()
+        .all(|p| p["paymentStatus"] == "Approved"));
+    fleet.finish().await;
+}
