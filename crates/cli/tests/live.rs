@@ -205,3 +205,28 @@ async fn metrics_count_requests_per_route_and_show_backlog_and_lag() {
         assert!(!l.ends_with(" -1"), "{l}");
     }
 }
+
+/// Invented HTTP methods must not each become a metric series kept forever.
+#[tokio::test]
+async fn invented_methods_do_not_grow_the_metrics() {
+    let server = Server::start(&[]);
+    let http = reqwest::Client::new();
+    for i in 0..150 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).expect("token");
+        let _ = http.request(method, server.url("/orders")).send().await;
+    }
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !text.contains("INVENTED"),
+        "a made-up method became a label"
+    );
+    assert!(
+        text.contains(r#"method="OTHER""#),
+        "no OTHER method in\n{text}"
+    );
+}
