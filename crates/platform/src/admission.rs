@@ -59,7 +59,7 @@ impl Limits {
 }
 
 /// Whether a route is limited, and in which class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Class {
     Exempt,
     Write,
@@ -76,8 +76,9 @@ fn classify(method: &Method, route: &str) -> Class {
     }
 }
 
-/// A route as the router matched it: method and path template.
-type Route = (Method, String);
+/// A route as the router matched it: its class and path template. Not the
+/// raw method: a client may invent any method, and each would add a gate.
+type Route = (Class, String);
 
 /// One gate per route actually called; the routes are the application's,
 /// so the map is bounded by them (unmatched paths share one gate).
@@ -95,14 +96,14 @@ impl Admission {
         }
     }
 
-    fn gate(&self, method: &Method, route: &str, class: Class) -> Arc<Semaphore> {
+    fn gate(&self, route: &str, class: Class) -> Arc<Semaphore> {
         let size = match class {
             Class::Write => self.limits.writes,
             _ => self.limits.reads,
         };
         let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
         gates
-            .entry((method.clone(), route.to_string()))
+            .entry((class, route.to_string()))
             .or_insert_with(|| Arc::new(Semaphore::new(size)))
             .clone()
     }
@@ -118,12 +119,30 @@ pub async fn layer(State(admission): State<Admission>, req: Request, next: Next)
     if class == Class::Exempt {
         return next.run(req).await;
     }
-    let gate = admission.gate(req.method(), &route, class);
-    let Ok(_permit) = gate.try_acquire_owned() else {
+    let gate = admission.gate(&route, class);
+    let Ok(permit) = gate.try_acquire_owned() else {
         tracing::debug!(route = %route, "refused: the route is at its limit of requests in flight");
         return busy();
     };
-    next.run(req).await
+    if class == Class::Read {
+        // A dropped read stops its work, and frees its place with it.
+        return next.run(req).await;
+    }
+    // A write runs to its end whether or not its client stays (the work
+    // behind it does not stop either), so its place is held until then:
+    // clients that hang up at once cannot slip more work past the gate.
+    let run = tokio::spawn(async move {
+        let resp = next.run(req).await;
+        drop(permit);
+        resp
+    });
+    match run.await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "a write panicked");
+            ApiError::internal("the request failed").into_response()
+        }
+    }
 }
 
 fn busy() -> Response {
@@ -159,12 +178,12 @@ mod tests {
             writes: 2,
             reads: 5,
         });
-        let gate = admission.gate(&Method::POST, "/orders", Class::Write);
+        let gate = admission.gate("/orders", Class::Write);
         let a = gate.clone().try_acquire_owned().expect("first");
         let _b = gate.clone().try_acquire_owned().expect("second");
         assert!(gate.clone().try_acquire_owned().is_err());
         // Another route has its own gate.
-        let other = admission.gate(&Method::PUT, "/orders/{id}/confirm", Class::Write);
+        let other = admission.gate("/orders/{id}/confirm", Class::Write);
         assert!(other.try_acquire_owned().is_ok());
         drop(a);
         assert!(gate.try_acquire_owned().is_ok());
