@@ -118,6 +118,18 @@ async fn clients_hanging_up_on_reads_leave_every_later_read_working() {
     );
 }
 
+/// One keyed order of a calibration round; its key is replayed later.
+async fn calibration_order(customer: Api, i: usize) {
+    let r = reply(
+        customer
+            .request(reqwest::Method::POST, "/orders")
+            .header("idempotency-key", format!("calibrate-{i}"))
+            .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
 /// Retries a keyed order until it is not "still in progress".
 async fn retry_until_settled(customer: &Api, key: &str, body: &Value) -> (StatusCode, Value) {
     let started = Instant::now();
@@ -216,21 +228,7 @@ async fn a_keyed_order_whose_client_hangs_up_is_placed_once() {
     let admin = Api::login(&server, "admin").await;
     let token = customer.token.clone().expect("token");
     let body = json!({"menuName": "pizza", "qty": 1, "address": "suwon"});
-    let spread = calibrate(20, |i| {
-        let api = customer.clone();
-        let body = body.clone();
-        async move {
-            let r = reply(
-                api.request(reqwest::Method::POST, "/orders")
-                    .header("idempotency-key", format!("calibrate-{i}"))
-                    .json(&body),
-            )
-            .await;
-            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        }
-    })
-    .await
-        * 2;
+    let spread = calibrate(20, |i| calibration_order(customer.clone(), i)).await * 2;
     // Rounds of 40 keyed orders, each round's clients more impatient, until
     // enough hung up mid-request: the machine's speed varies under load.
     let mut keys: Vec<String> = Vec::new();
@@ -291,20 +289,7 @@ async fn kill_9_with_keyed_orders_in_flight_then_retries_place_each_once() {
     let customer = Api::login(&server, "customer").await;
     let token = customer.token.clone().expect("token");
     let body = json!({"menuName": "pizza", "qty": 1, "address": "suwon"});
-    let took = calibrate(40, |i| {
-        let api = customer.clone();
-        let body = body.clone();
-        async move {
-            let r = reply(
-                api.request(reqwest::Method::POST, "/orders")
-                    .header("idempotency-key", format!("calibrate-{i}"))
-                    .json(&body),
-            )
-            .await;
-            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        }
-    })
-    .await;
+    let took = calibrate(40, |i| calibration_order(customer.clone(), i)).await;
     let keys: Vec<String> = (0..40).map(|i| format!("crash-{i}")).collect();
     let in_flight: Vec<_> = keys
         .iter()

@@ -3,82 +3,28 @@
 //! tables get rows on both sides of each period; one run at a chosen "now"
 //! removes exactly the expired ones, in batches, and leaves the rest.
 
+mod common;
+
 use std::time::Duration;
 
 use platform::retention::{Periods, Purged, Retention};
 use platform::sql::{self, Backend};
-use platform::{Db, Location, Migrations};
-use sqlx::migrate::MigrateDatabase;
-use sqlx::Connection;
+use platform::Db;
 
-struct TestDb {
-    location: Location,
-    _dir: Option<tempfile::TempDir>,
-}
+struct TestDb(common::TestDb);
 
 impl TestDb {
-    /// A fresh database on `backend`, or `None` when its variable is unset.
     fn new(backend: Backend) -> Option<TestDb> {
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        let server = |var: &str| match std::env::var(var) {
-            Ok(url) if !url.is_empty() => {
-                Some(format!("{}/hanwha_t_{tag}", url.trim_end_matches('/')))
-            }
-            _ => {
-                eprintln!("{var} unset: skipping the {backend} run");
-                None
-            }
-        };
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                Some(TestDb {
-                    location: Location::Sqlite(dir.path().join("t.db")),
-                    _dir: Some(dir),
-                })
-            }
-            Backend::Postgres => server("HANWHA_TEST_POSTGRES_URL").map(|url| TestDb {
-                location: Location::Postgres(url),
-                _dir: None,
-            }),
-            Backend::MySql => server("HANWHA_TEST_MYSQL_URL").map(|url| TestDb {
-                location: Location::MySql(url.replacen("mariadb://", "mysql://", 1)),
-                _dir: None,
-            }),
-        }
+        common::TestDb::new(backend).map(TestDb)
     }
 
+    /// The platform's own tables only.
     async fn open(&self) -> Db {
-        // The platform's own tables only.
-        let dir = tempfile::tempdir().expect("temp dir");
-        let migrator = || sqlx::migrate::Migrator::new(dir.path().to_path_buf());
-        let migrations = Migrations {
-            sqlite: migrator().await.expect("migrator"),
-            postgres: migrator().await.expect("migrator"),
-            mysql: migrator().await.expect("migrator"),
-        };
-        Db::open(&self.location, &migrations)
-            .await
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.location))
+        self.0.open_with(None).await
     }
 
     async fn drop_database(self) {
-        let result = match &self.location {
-            Location::Postgres(url) => {
-                // FORCE: the server may not have reaped closed sessions yet.
-                let (server, name) = url.rsplit_once('/').expect("database name");
-                let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
-                    .await
-                    .expect("connect");
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .map(drop)
-            }
-            Location::MySql(url) => sqlx::MySql::drop_database(url).await,
-            Location::Sqlite(_) => Ok(()),
-        };
-        result.expect("drop the test database");
+        self.0.drop_database().await
     }
 }
 
