@@ -31,6 +31,8 @@ pub struct Settings {
     pub seed_demo: bool,
     /// How long expired rows and log entries are kept (`HANWHA_RETENTION_*`).
     pub retention: platform::retention::Periods,
+    /// Timeouts, connection cap and the management listener.
+    pub http: crate::listeners::HttpArgs,
 }
 
 /// Reads the token secret from the environment, else from the data
@@ -85,7 +87,7 @@ pub async fn run(
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    std::fs::create_dir_all(&settings.data_dir)
+    platform::files::private_dir(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let dir = settings.data_dir.as_path();
     let keys = token_keys(dir)?;
@@ -265,10 +267,12 @@ pub async fn run(
         );
     }
     let actuator = Actuator::new("all-in-one");
+    let operations = platform::management::operations(&actuator, &metrics);
+    let management = actuator.router().merge(operations.clone());
     routers.extend([
         gateway::web::router(),
         actuator.router(),
-        metrics.router(),
+        platform::management::for_admins(operations, keys.clone()),
         crate::events_api::router(log.clone(), keys.clone()),
         with_idempotency(
             identity::router(identity::Identity::new(identity_db.clone(), keys.clone())),
@@ -286,26 +290,22 @@ pub async fn run(
         axum::middleware::from_fn_with_state(metrics, platform::metrics::track),
     );
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    actuator.set_ready(true);
-    // Scripts and tests read this line to learn the port.
-    println!(
-        "hanwha-delivery listening on http://{addr} (data in {})",
-        settings.data_dir.display()
-    );
-    tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
-
-    let draining = actuator.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal.await;
-            draining.set_ready(false);
-            tracing::info!("draining in-flight requests");
-        })
-        .await?;
+    let data_dir = settings.data_dir.display().to_string();
+    crate::listeners::serve_until_shutdown(
+        crate::listeners::Listeners {
+            public: settings.listen,
+            app,
+            management,
+        },
+        &settings.http,
+        &actuator,
+        |addr| {
+            tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
+            format!("hanwha-delivery listening on http://{addr} (data in {data_dir})")
+        },
+        shutdown_signal,
+    )
+    .await?;
 
     trigger.trigger();
     for task in tasks {

@@ -87,6 +87,7 @@ impl Databases {
 struct Member {
     name: String,
     url: String,
+    management: String,
     child: Child,
 }
 
@@ -100,7 +101,7 @@ fn start(
     service: &str,
     port: u16,
     extra: &[String],
-) -> anyhow::Result<(Child, String)> {
+) -> anyhow::Result<(Child, String, String)> {
     let mut child = Command::new(exe)
         .args([
             "serve",
@@ -127,8 +128,19 @@ fn start(
         .find(|w| w.starts_with("http://"))
         .map(str::to_string)
         .with_context(|| format!("{service} printed no address: {line}"))?;
+    // The second line names the management listener: the operator's
+    // door for the failover drill (`PUT /actuator/down`) and metrics.
+    let management = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
     std::thread::spawn(move || for _ in lines {});
-    Ok((child, url))
+    Ok((child, url, management))
 }
 
 fn terminate(members: &mut [Member]) {
@@ -163,7 +175,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the hanwha-delivery binary")?;
     let dir = args.fleet_dir.unwrap_or_else(|| data_dir.join("fleet"));
-    std::fs::create_dir_all(&dir)?;
+    platform::files::private_dir(&dir)?;
     let secret = match std::env::var("HANWHA_TOKEN_SECRET") {
         Ok(s) if !s.is_empty() => s,
         _ => {
@@ -199,7 +211,7 @@ pub async fn run(
         args.nats_url
     );
     for m in &members {
-        println!("  {:<14} {}", m.name, m.url);
+        println!("  {:<14} {:<24} management {}", m.name, m.url, m.management);
     }
     println!("Ctrl-C stops them all.");
     stop.await;
@@ -226,7 +238,8 @@ fn launch(
                    replica: u16,
                    extra: &[String]|
      -> anyhow::Result<()> {
-        let (child, url) = start(exe, dir, secret, nats, databases, service, port, extra)?;
+        let (child, url, management) =
+            start(exe, dir, secret, nats, databases, service, port, extra)?;
         let name = if replica == 0 {
             service.to_string()
         } else {
@@ -236,7 +249,12 @@ fn launch(
             Some((_, urls)) => urls.push(url.clone()),
             None => upstreams.push((service.to_string(), vec![url.clone()])),
         }
-        members.push(Member { name, url, child });
+        members.push(Member {
+            name,
+            url,
+            management,
+            child,
+        });
         Ok(())
     };
     for (service, port) in [
@@ -266,7 +284,7 @@ fn launch(
     for (service, urls) in &upstreams {
         extra.push(format!("--upstream={service}={}", urls.join(",")));
     }
-    let (child, url) = start(
+    let (child, url, management) = start(
         exe,
         dir,
         secret,
@@ -279,6 +297,7 @@ fn launch(
     members.push(Member {
         name: "gateway".into(),
         url,
+        management,
         child,
     });
     Ok(())

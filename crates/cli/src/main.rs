@@ -6,6 +6,7 @@ mod adapters;
 mod all_in_one;
 mod events_api;
 mod fleet;
+mod listeners;
 mod load;
 mod remote;
 mod serve;
@@ -55,6 +56,8 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HANWHA_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    http: listeners::HttpArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -145,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
                 cors: gateway::Cors::parse(&cli.cors_origins),
                 seed_demo: !cli.no_demo,
                 retention: platform::retention::Periods::from_env()?,
+                http: cli.http,
             };
             all_in_one::run(settings, shutdown_signal()).await
         }
@@ -163,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
                 sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
                 seed_demo: !cli.no_demo,
                 retention: platform::retention::Periods::from_env()?,
+                http: cli.http,
             };
             serve::run(args, common, shutdown_signal()).await
         }

@@ -159,6 +159,8 @@ pub struct Common {
     pub seed_demo: bool,
     /// How long expired rows are kept (`HANWHA_RETENTION_*`).
     pub retention: platform::retention::Periods,
+    /// Timeouts, connection cap and the management listener.
+    pub http: crate::listeners::HttpArgs,
 }
 
 fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
@@ -205,34 +207,9 @@ fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)
     Ok(out)
 }
 
-/// Serves `app` until the shutdown signal: ready once listening (the
-/// banner's first line tells a supervisor where), not ready from the signal
-/// on while in-flight requests finish.
-async fn listen_until_shutdown(
-    addr: SocketAddr,
-    app: Router,
-    actuator: &Actuator,
-    banner: impl FnOnce(SocketAddr) -> String,
-    shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let addr = listener.local_addr()?;
-    actuator.set_ready(true);
-    println!("{}", banner(addr));
-    let draining = actuator.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal.await;
-            draining.set_ready(false);
-        })
-        .await?;
-    Ok(())
-}
-
 async fn run_gateway(
     args: Args,
+    http: crate::listeners::HttpArgs,
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let proxy = gateway::proxy::Proxy::new(
@@ -254,8 +231,13 @@ async fn run_gateway(
     let checks = proxy.spawn_health_checks();
     let actuator = Actuator::new("gateway");
     let metrics = Metrics::new("gateway").context("metrics")?;
+    // The gateway checks no tokens: its own operations are on its
+    // management listener only.
+    let management = actuator
+        .router()
+        .merge(platform::management::operations(&actuator, &metrics));
     let app = gateway::distributed(
-        vec![actuator.router(), metrics.router(), gateway::web::router()],
+        vec![actuator.router(), gateway::web::router()],
         &proxy,
         &gateway::Cors::parse(&args.cors),
     )
@@ -263,9 +245,13 @@ async fn run_gateway(
         metrics,
         platform::metrics::track,
     ));
-    listen_until_shutdown(
-        args.addr.unwrap_or_else(|| Service::Gateway.default_addr()),
-        app,
+    crate::listeners::serve_until_shutdown(
+        crate::listeners::Listeners {
+            public: args.addr.unwrap_or_else(|| Service::Gateway.default_addr()),
+            app,
+            management,
+        },
+        &http,
         &actuator,
         |addr| format!("hanwha-delivery gateway listening on http://{addr}"),
         shutdown_signal,
@@ -281,7 +267,7 @@ pub async fn run(
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if args.service == Service::Gateway {
-        return run_gateway(args, shutdown_signal).await;
+        return run_gateway(args, common.http, shutdown_signal).await;
     }
     let name = args.service.name();
     let secret = std::env::var("HANWHA_TOKEN_SECRET").unwrap_or_default();
@@ -289,7 +275,7 @@ pub async fn run(
         anyhow::bail!("HANWHA_TOKEN_SECRET must be set: every service of a fleet checks tokens with the same secret");
     }
     let keys = TokenKeys::from_secret(secret.as_bytes());
-    std::fs::create_dir_all(&common.data_dir)?;
+    platform::files::private_dir(&common.data_dir)?;
     let location: Location = match &args.database_url {
         Some(url) => url.parse()?,
         None => Location::Sqlite(common.data_dir.join(format!("{name}.db"))),
@@ -477,9 +463,11 @@ pub async fn run(
             }),
         );
     }
+    let operations = platform::management::operations(&actuator, &metrics);
+    let management = actuator.router().merge(operations.clone());
     let mut routers = vec![
         actuator.router(),
-        metrics.router(),
+        platform::management::for_admins(operations, keys.clone()),
         with_idempotency(router, &db, &keys),
     ];
     if let Some(handler) = consumer {
@@ -509,9 +497,13 @@ pub async fn run(
         axum::middleware::from_fn_with_state(metrics, platform::metrics::track),
     );
 
-    listen_until_shutdown(
-        args.addr.unwrap_or_else(|| args.service.default_addr()),
-        app,
+    crate::listeners::serve_until_shutdown(
+        crate::listeners::Listeners {
+            public: args.addr.unwrap_or_else(|| args.service.default_addr()),
+            app,
+            management,
+        },
+        &common.http,
         &actuator,
         |addr| format!("hanwha-delivery {name} listening on http://{addr} (database {location})"),
         shutdown_signal,

@@ -2,12 +2,13 @@
 //! services. In the all-in-one shape the services are routers in the same
 //! process and routing is by path inside one axum router.
 
+pub mod front_door;
 pub mod proxy;
 pub mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 use platform::admission::{Admission, Limits};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -83,7 +84,12 @@ pub fn all_in_one(services: Vec<Router>, cors: &Cors) -> Router {
 /// The gateway of a fleet: its own routes (actuator, web UI) and, for every
 /// other path, the proxy to the service that owns it.
 pub fn distributed(own: Vec<Router>, proxy: &proxy::Proxy, cors: &Cors) -> Router {
-    edge(merge(own).merge(proxy.router()), cors)
+    edge(
+        merge(own)
+            .merge(proxy.router())
+            .layer(axum::middleware::from_fn(front_door::no_internal_endpoints)),
+        cors,
+    )
 }
 
 fn merge(routers: Vec<Router>) -> Router {
@@ -93,11 +99,24 @@ fn merge(routers: Vec<Router>) -> Router {
 fn edge(app: Router, cors: &Cors) -> Router {
     let app = app
         .layer(DefaultBodyLimit::max(platform::idempotency::BODY_LIMIT))
-        // A 5xx is logged once, where its cause is known (the problem
-        // mapping, the proxy), not a second time here without it.
-        .layer(TraceLayer::new_for_http().on_failure(()));
-    match cors.layer() {
+        .layer(from_fn(front_door::security_headers))
+        .layer(
+            TraceLayer::new_for_http()
+                // The path alone: a query may carry a token (the SSE
+                // stream's `access_token`).
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                // A 5xx is logged once, where its cause is known (the
+                // problem mapping, the proxy), not a second time here
+                // without it.
+                .on_failure(()),
+        );
+    let app = match cors.layer() {
         Some(layer) => app.layer(layer),
         None => app,
-    }
+    };
+    // Outermost: a path that could resolve differently further in never
+    // reaches a route.
+    app.layer(from_fn(front_door::normalised_paths))
 }

@@ -47,17 +47,30 @@ pub fn service_for(path: &str) -> Option<&'static str> {
     })
 }
 
-/// `/{service}/actuator/...` reaches a replica's own actuator, as the seed
-/// reached `http://delivery:8080/actuator/echo`.
-fn actuator_route(path: &str) -> Option<(&'static str, String)> {
+/// `GET /{service}/actuator/{health|ready|echo}` reaches a replica's own
+/// probe, as the seed reached `http://delivery:8080/actuator/echo`. Nothing
+/// else of a replica's actuator: marking it down or up is for operators,
+/// on its management port or with an admin's token, never through the
+/// public front door.
+fn actuator_route(method: &Method, path: &str) -> Option<(&'static str, String)> {
     let mut parts = path.trim_start_matches('/').splitn(3, '/');
     let service = parts.next()?;
     if parts.next()? != "actuator" {
         return None;
     }
-    let rest = parts.next().unwrap_or("");
+    let probe = parts.next().unwrap_or("");
+    if !matches!(*method, Method::GET | Method::HEAD)
+        || !matches!(probe, "health" | "ready" | "echo")
+    {
+        return None;
+    }
     let service = SERVICES.iter().find(|s| **s == service)?;
-    Some((service, format!("/actuator/{rest}")))
+    Some((service, format!("/actuator/{probe}")))
+}
+
+/// `/{service}/actuator/...` that `actuator_route` does not route.
+fn is_actuator(path: &str) -> bool {
+    path.trim_start_matches('/').split('/').nth(1) == Some("actuator")
 }
 
 pub const SERVICES: [&str; 7] = [
@@ -270,7 +283,10 @@ impl Proxy {
             .collect();
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the services' header timeout (10 s by default), which also
+            // ends a keep-alive connection waiting for its next request: a
+            // pooled connection is dropped here before a service closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Proxy {
@@ -487,8 +503,11 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let (service, upstream_path) = match actuator_route(&path) {
+    let (service, upstream_path) = match actuator_route(req.method(), &path) {
         Some((service, rest)) => (service, rest),
+        None if is_actuator(&path) => {
+            return ApiError::not_found("no such resource").into_response()
+        }
         None => match service_for(&path) {
             Some(service) => (service, path.clone()),
             None => return ApiError::not_found("no such resource").into_response(),
@@ -722,10 +741,31 @@ mod tests {
         assert_eq!(service_for("/admin/deadLetters/payment"), Some("payment"));
         assert_eq!(service_for("/app.js"), None);
         assert_eq!(
-            actuator_route("/delivery/actuator/echo"),
+            actuator_route(&Method::GET, "/delivery/actuator/echo"),
             Some(("delivery", "/actuator/echo".into()))
         );
-        assert_eq!(actuator_route("/delivery/echo"), None);
+        assert_eq!(actuator_route(&Method::GET, "/delivery/echo"), None);
+    }
+
+    #[test]
+    fn only_the_probes_of_a_replica_are_routed() {
+        for probe in ["health", "ready", "echo"] {
+            let path = format!("/order/actuator/{probe}");
+            assert!(actuator_route(&Method::GET, &path).is_some(), "{path}");
+            assert!(actuator_route(&Method::PUT, &path).is_none(), "PUT {path}");
+        }
+        for path in [
+            "/order/actuator/down",
+            "/order/actuator/up",
+            "/order/actuator/metrics",
+            "/order/actuator/health/x",
+            "/order/actuator/",
+        ] {
+            assert!(actuator_route(&Method::PUT, path).is_none(), "{path}");
+            assert!(actuator_route(&Method::GET, path).is_none(), "{path}");
+            assert!(is_actuator(path), "{path}");
+        }
+        assert_eq!(service_for("/metrics"), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use contracts::{Event, EventType, Role};
 use futures::Stream;
 use platform::consumer::{EventHandler, HandlerError};
+use platform::live_streams::LiveStreams;
 use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::sql;
 use platform::Conn;
@@ -44,6 +45,8 @@ pub struct NotificationService {
     /// Bumped after each commit that added notifications; live streams
     /// wake on it and read what is new from the database.
     pub added: watch::Sender<u64>,
+    /// Caps the live streams open at once, per user and in all.
+    pub streams: LiveStreams,
 }
 
 impl NotificationService {
@@ -52,6 +55,7 @@ impl NotificationService {
             db,
             keys,
             added: watch::channel(0).0,
+            streams: LiveStreams::from_env(),
         }
     }
 
@@ -305,7 +309,8 @@ async fn stream(
     who: Principal,
     headers: HeaderMap,
     Query(q): Query<After>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let place = svc.streams.open(&who)?;
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -314,6 +319,7 @@ async fn stream(
         .unwrap_or(0);
     let mut added = svc.added.subscribe();
     let stream = async_stream(move |tx| async move {
+        let _place = place;
         let mut last = last_seen;
         loop {
             match fetch(&svc.db, &who, last, 200).await {
@@ -343,7 +349,7 @@ async fn stream(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// A stream fed by a task, which ends when the client goes away.

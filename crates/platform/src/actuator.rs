@@ -1,5 +1,7 @@
 //! The seed's actuator endpoints: liveness, readiness, echo (which replica
-//! answered) and `PUT /actuator/down` for failover drills.
+//! answered), open to every prober, and `PUT /actuator/down|up` for
+//! failover drills, which change the process's state and are mounted only
+//! where an operator reaches them (see `management`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,7 +57,6 @@ async fn check_all(dependencies: Vec<Dependency>) -> Vec<(Dependency, bool)> {
 struct ActuatorInner {
     service: String,
     instance_id: String,
-    host: String,
     healthy: AtomicBool,
     ready: AtomicBool,
     dependencies: Mutex<Vec<Dependency>>,
@@ -63,14 +64,10 @@ struct ActuatorInner {
 
 impl Actuator {
     pub fn new(service: &str) -> Actuator {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".to_string());
         Actuator {
             inner: Arc::new(ActuatorInner {
                 service: service.to_string(),
                 instance_id: uuid::Uuid::new_v4().to_string(),
-                host,
                 healthy: AtomicBool::new(true),
                 ready: AtomicBool::new(false),
                 dependencies: Mutex::new(Vec::new()),
@@ -114,15 +111,28 @@ impl Actuator {
         self.inner.ready.store(ready, Ordering::SeqCst);
     }
 
+    /// False while marked down.
+    pub fn is_healthy(&self) -> bool {
+        self.inner.healthy.load(Ordering::SeqCst)
+    }
+
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst)
     }
 
+    /// The probes: health, readiness and echo, open to anyone.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/actuator/health", get(health))
             .route("/actuator/ready", get(ready))
             .route("/actuator/echo", get(echo))
+            .with_state(self.clone())
+    }
+
+    /// `PUT /actuator/down` and `PUT /actuator/up`: they take the process
+    /// out of every load balancer and back, so only an operator may.
+    pub fn operations(&self) -> Router {
+        Router::new()
             .route("/actuator/down", put(down))
             .route("/actuator/up", put(up))
             .with_state(self.clone())
@@ -176,10 +186,12 @@ async fn ready(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
     }
 }
 
+/// Which replica answered: its service and a random id, enough to tell
+/// replicas apart in a drill; not its host name, which tells a stranger
+/// about the inside.
 async fn echo(State(a): State<Actuator>) -> Json<Value> {
     Json(json!({
         "service": a.inner.service,
-        "host": a.inner.host,
         "instanceId": a.inner.instance_id,
     }))
 }
@@ -245,6 +257,31 @@ mod tests {
         );
         assert_eq!(
             probe(&a, "/actuator/ready").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn the_probes_change_nothing_and_echo_names_no_host() {
+        let a = Actuator::new("test");
+        a.set_ready(true);
+        let (status, body) = probe(&a, "/actuator/echo").await;
+        assert_eq!(status, StatusCode::OK);
+        let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["instanceId", "service"], "{body}");
+        let put = Request::put("/actuator/down")
+            .body(Body::empty())
+            .expect("request");
+        let resp = a.router().oneshot(put).await.expect("answer");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(probe(&a, "/actuator/health").await.0, StatusCode::OK);
+        let put = Request::put("/actuator/down")
+            .body(Body::empty())
+            .expect("request");
+        let resp = a.operations().oneshot(put).await.expect("answer");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            probe(&a, "/actuator/health").await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
     }

@@ -396,9 +396,7 @@ impl Db {
 }
 
 async fn open_sqlite(path: &Path, sets: &[&Migrator]) -> Result<Pools, DbError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))?;
-    }
+    crate::files::private_database(path).map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

@@ -209,3 +209,42 @@ mod method_label_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod route_label_tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn routes_are_labelled_by_template_and_unmatched_paths_share_one_label() {
+        let m = Metrics::new("test").expect("metrics");
+        let app = Router::new()
+            .route("/orders/{id}", get(|| async { "ok" }))
+            .fallback(|| async { StatusCode::NOT_FOUND })
+            .layer(axum::middleware::from_fn_with_state(m.clone(), track));
+        for path in [
+            "/orders/1",
+            "/orders/2?access_token=x",
+            "/no/such/1",
+            "/no/such/2",
+            "/random-8c1f",
+            "/%2e%2e/secret",
+        ] {
+            let req = axum::http::Request::get(path)
+                .body(Body::empty())
+                .expect("request");
+            app.clone().oneshot(req).await.expect("answer");
+        }
+        let text = m.render().await;
+        let mut routes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("hanwha_http_requests_total{"))
+            .filter_map(|l| l.split("route=\"").nth(1)?.split('"').next())
+            .collect();
+        routes.sort_unstable();
+        routes.dedup();
+        assert_eq!(routes, ["/orders/{id}", "unmatched"], "{text}");
+    }
+}

@@ -74,7 +74,10 @@ impl Peer {
     pub fn new(name: &str, base: &str, config: PeerConfig) -> Peer {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(300))
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the services' header timeout (10 s by default), which also
+            // ends a keep-alive connection waiting for its next request: a
+            // pooled connection is dropped here before a service closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Peer {

@@ -201,10 +201,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(rejection_to_problem(rejection)),
-        }
+        JsonBody::from_request(req, state)
+            .await?
+            .parse()
+            .map(ApiJson)
     }
 }
 
@@ -277,9 +277,60 @@ impl JsonBody {
                 Default::default(),
             )));
         }
-        axum::Json::<T>::from_bytes(&self.bytes)
+        let value = axum::Json::<T>::from_bytes(&self.bytes)
             .map(|axum::Json(v)| v)
-            .map_err(rejection_to_problem)
+            .map_err(rejection_to_problem)?;
+        // Well-formed (the typed parse passed), so this parse succeeds too.
+        if let Ok(raw) = serde_json::from_slice::<Value>(&self.bytes) {
+            refuse_control_characters(&raw)?;
+        }
+        Ok(value)
+    }
+}
+
+/// Characters no text may hold: C0 controls (NUL, BEL, newline, ...),
+/// DEL, C1 controls, and the bidirectional overrides and isolates that make
+/// a text read differently from what it holds (an address that displays
+/// reversed in an owner's or rider's list).
+pub fn is_refused_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// 422 naming the first text (a string, or an object's key) of a JSON
+/// body that holds a refused character, by its JSON pointer. Done once
+/// here, before any handler sees the body, so that none can forget it.
+pub fn refuse_control_characters(body: &Value) -> Result<(), ApiError> {
+    match first_refused(body, String::new()) {
+        None => Ok(()),
+        Some(at) => Err(ApiError::unprocessable(format!(
+            "text may not hold control or bidirectional-override characters (at {})",
+            if at.is_empty() { "/" } else { at.as_str() }
+        ))
+        .with("pointer", Value::String(at))),
+    }
+}
+
+fn first_refused(value: &Value, at: String) -> Option<String> {
+    let refused = |s: &str| s.chars().any(is_refused_char);
+    match value {
+        Value::String(s) => refused(s).then_some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| first_refused(v, format!("{at}/{i}"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            // A pointer escapes `~` and `/` in a key (RFC 6901); a key
+            // with a refused character is named by its position instead.
+            if refused(k) {
+                return Some(format!("{at}/(a key)"));
+            }
+            let key = k.replace('~', "~0").replace('/', "~1");
+            first_refused(v, format!("{at}/{key}"))
+        }),
+        _ => None,
     }
 }
 
@@ -292,4 +343,103 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 /// Answer for a path no service serves.
 pub async fn not_found_fallback() -> ApiError {
     ApiError::not_found("no such resource")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn control_and_bidi_characters_are_refused_and_named_by_pointer() {
+        for bad in [
+            "a\u{0}b",
+            "ring\u{7}",
+            "line\nbreak",
+            "tab\t",
+            "\u{7f}",
+            "\u{85}",
+            "\u{202e}evil",
+            "\u{2066}x\u{2069}",
+        ] {
+            let body = json!({"menuName": "pizza", "address": bad});
+            let e = refuse_control_characters(&body).expect_err(bad);
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(e.extra["pointer"], "/address");
+        }
+        let nested = json!({"items": [{"name": "ok"}, {"name": "x\u{1b}[31m"}]});
+        assert_eq!(
+            refuse_control_characters(&nested)
+                .expect_err("nested")
+                .extra["pointer"],
+            "/items/1/name"
+        );
+        let key = json!({"a\u{0}": 1});
+        assert!(refuse_control_characters(&key).is_err());
+        for good in [
+            "수원시 영통구 123-4",
+            "Crème brûlée",
+            "emoji 🍕",
+            "right-to-left عربى",
+            "\u{200d}",
+        ] {
+            assert!(
+                refuse_control_characters(&json!({"address": good, "qty": 2})).is_ok(),
+                "{good}"
+            );
+        }
+    }
+
+    proptest! {
+        /// Whatever text a client sends, it is refused exactly when one of
+        /// its characters is, wherever in the body it sits.
+        #[test]
+        fn text_is_refused_exactly_when_it_holds_a_refused_character(
+            text in any::<String>(),
+            depth in 0usize..3,
+        ) {
+            let mut body = Value::String(text.clone());
+            for _ in 0..depth {
+                body = json!({"field": [body]});
+            }
+            let refused = refuse_control_characters(&body).is_err();
+            prop_assert_eq!(refused, text.chars().any(is_refused_char));
+        }
+
+        #[test]
+        fn every_refused_character_is_caught_among_ordinary_text(
+            prefix in "[a-zA-Z0-9 가-힣]{0,12}",
+            c in prop::sample::select(
+                (0u32..0x20).chain(0x7f..0xa0).chain(0x202a..0x202f).chain(0x2066..0x206a)
+                    .filter_map(char::from_u32)
+                    .collect::<Vec<_>>()
+            ),
+            suffix in "[a-zA-Z0-9 가-힣]{0,12}",
+        ) {
+            let body = json!({"address": format!("{prefix}{c}{suffix}")});
+            prop_assert!(refuse_control_characters(&body).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn api_json_refuses_a_body_with_a_control_character_before_any_handler() {
+        #[derive(serde::Deserialize)]
+        struct Order {
+            #[allow(dead_code)]
+            address: String,
+        }
+        let req = |body: &str| {
+            axum::http::Request::post("/")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .expect("request")
+        };
+        let refused = ApiJson::<Order>::from_request(req(r#"{"address":"a\u0000b"}"#), &()).await;
+        assert_eq!(
+            refused.err().map(|e| e.status),
+            Some(StatusCode::UNPROCESSABLE_ENTITY)
+        );
+        let fine = ApiJson::<Order>::from_request(req(r#"{"address":"suwon"}"#), &()).await;
+        assert!(fine.is_ok());
+    }
 }

@@ -97,6 +97,8 @@ impl Client {
     pub fn new(base: &str, connections: usize, timeout: Duration) -> Result<Client, SetupError> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(connections.max(1))
+            // Below the server's header timeout, which ends idle connections.
+            .pool_idle_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .timeout(timeout)
             .build()
