@@ -64,7 +64,7 @@ export function mount(root, ctx) {
       h('p', { class: 'probes' },
         h('span', { class: `health ${up(p.health) ? 'ok' : 'bad'}` }, `Liveness ${p.health ? p.health.status : 'unreachable'}`), ' ',
         h('span', { class: `health ${up(p.ready) ? 'ok' : 'bad'}` }, `Readiness ${p.ready ? p.ready.status : 'unreachable'}`), ' ',
-        h('span', { class: 'muted' }, echo.service ? `${echo.service} on ${echo.host}` : '')),
+        h('span', { class: 'muted' }, echo.service ? `${echo.service} (instance ${String(echo.instanceId).slice(0, 8)})` : '')),
       h('table', { class: 'table' },
         h('caption', { class: 'sr-only' }, 'Health and dead letters of each service'),
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Service'), h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col', class: 'num' }, 'Dead letters'))),

@@ -516,8 +516,12 @@ async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_rest
         );
     }
 
-    // The order service reports the open circuit.
-    let metrics = reqwest::get(format!("{}/metrics", fleet.base("order")))
+    // The order service reports the open circuit (metrics are for an
+    // admin's token on the public listener, or the management listener).
+    let metrics = fleet
+        .api("order", &token(&fleet, "admin").await)
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
         .await
         .expect("scrape")
         .text()
@@ -566,7 +570,8 @@ async fn payment_down_answers_503_fast_charges_nothing_and_recovers_without_rest
 }
 
 /// The seed's circuit-breaker drill: three delivery replicas, one marked
-/// down with `PUT /actuator/down`; 100 requests through the gateway, none
+/// down with `PUT /actuator/down` (an admin's token on the replica itself;
+/// never through the gateway); 100 requests through the gateway, none
 /// fails and none reaches the down replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
@@ -575,9 +580,23 @@ async fn a_replica_marked_down_gets_no_traffic_and_nothing_fails() {
         return;
     };
     let r = token(&fleet, "rider").await;
-    let down = fleet.api("delivery-2", &None);
+    let down = fleet.api("delivery-2", &token(&fleet, "admin").await);
     let down_id = down.get("/actuator/echo").await.body["instanceId"].clone();
     assert!(down_id.is_string());
+    let gateway = fleet.api("gateway", &token(&fleet, "admin").await);
+    assert_eq!(
+        gateway.put("/delivery/actuator/down").await.status,
+        StatusCode::NOT_FOUND,
+        "the gateway routes no replica's down"
+    );
+    assert_eq!(
+        fleet
+            .api("delivery-2", &r)
+            .put("/actuator/down")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(down.put("/actuator/down").await.status, StatusCode::OK);
     assert_eq!(
         down.get("/actuator/health").await.status,
@@ -1470,6 +1489,7 @@ async fn a_broker_outage_keeps_every_process_ready_and_orders_placed() {
         token(&fleet, "customer").await,
         token(&fleet, "owner").await,
     );
+    let admin = token(&fleet, "admin").await;
     let customer = fleet.api("gateway", &c);
     let owner = fleet.api("gateway", &o);
     let before = id(&place(&customer, "pizza", 1).await);
@@ -1518,7 +1538,10 @@ async fn a_broker_outage_keeps_every_process_ready_and_orders_placed() {
         })
         .await;
         assert_eq!(health.status, StatusCode::OK, "{member}: {}", health.body);
-        let metrics = reqwest::get(format!("{}/metrics", fleet.base(member)))
+        let metrics = fleet
+            .api(member, &admin)
+            .request(reqwest::Method::GET, "/metrics")
+            .send()
             .await
             .expect("scrape")
             .text()

@@ -159,7 +159,11 @@ async fn metrics_count_requests_per_route_and_show_backlog_and_lag() {
     let customer = Api::login(&server, "customer").await;
     let order = id(&place(&customer, "pizza", 1).await);
     wait_history(&customer, order, 2).await;
-    let text = reqwest::get(server.url("/metrics"))
+    // Metrics are for operators: an admin's token on the public listener.
+    let admin = Api::login(&server, "admin").await;
+    let text = admin
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
         .await
         .expect("scrape")
         .text()
@@ -215,7 +219,10 @@ async fn invented_methods_do_not_grow_the_metrics() {
         let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).expect("token");
         let _ = http.request(method, server.url("/orders")).send().await;
     }
-    let text = reqwest::get(server.url("/metrics"))
+    let admin = Api::login(&server, "admin").await;
+    let text = admin
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
         .await
         .expect("scrape")
         .text()

@@ -54,11 +54,10 @@ pub fn refused_path(path: &str) -> Option<&'static str> {
 pub fn internal_only(method: &Method, path: &str) -> bool {
     let decoded = percent_decode_str(path).decode_utf8_lossy();
     let segments: Vec<&str> = decoded.trim_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["payments"]) => true,
-        (&Method::PUT, ["storeOrders", _, "cancel"]) => true,
-        _ => false,
-    }
+    matches!(
+        (method, segments.as_slice()),
+        (&Method::POST, ["payments"]) | (&Method::PUT, ["storeOrders", _, "cancel"])
+    )
 }
 
 /// Middleware: 400 for a path `refused_path` refuses.

@@ -76,6 +76,12 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// A file's permission bits (`0o600`), to check what is on disk.
+#[cfg(unix)]
+pub fn mode(path: &Path) -> io::Result<u32> {
+    Ok(std::fs::metadata(path)?.permissions().mode() & 0o777)
+}
+
 fn restrict(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     match std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE)) {
@@ -92,11 +98,7 @@ mod tests {
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path)
-            .expect("metadata")
-            .permissions()
-            .mode()
-            & 0o777
+        super::mode(path).expect("metadata")
     }
 
     #[test]
