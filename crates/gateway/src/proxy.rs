@@ -361,6 +361,20 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
+/// `X-Forwarded-For` as the gateway saw the client: its own peer address,
+/// replacing whatever the client sent, so that a service throttling by
+/// address (logins) sees the client, and a client cannot pose as another
+/// address through the gateway.
+fn forwarded_for(extensions: &axum::http::Extensions, headers: &mut HeaderMap) {
+    headers.remove(FORWARDED_FOR);
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+    if let Some(Ok(ip)) = peer.map(|p| HeaderValue::from_str(&p.0.ip().to_string())) {
+        headers.insert(FORWARDED_FOR, ip);
+    }
+}
+
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// What one attempt met, for the log line of a request that failed.
 enum Met {
     TimedOut(Duration),
@@ -539,6 +553,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     };
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
+    forwarded_for(&parts.extensions, &mut headers);
     let read = matches!(parts.method, Method::GET | Method::HEAD);
     let request = Forwarded {
         service,
@@ -859,6 +874,39 @@ mod tests {
         assert_eq!(frozen.load(Ordering::SeqCst), 3);
         assert!(pool.replicas[0].ejected());
         assert_eq!(fine.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn the_client_address_is_forwarded_and_a_claimed_one_is_dropped() {
+        let echo = Router::new().fallback(|headers: HeaderMap| async move {
+            headers
+                .get_all(FORWARDED_FOR)
+                .iter()
+                .map(|v| v.to_str().unwrap_or("?").to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let proxy = Proxy::new(
+            vec![("order", vec![replica(echo).await])],
+            OutlierConfig::default(),
+            Timeouts::default(),
+        );
+        let peer: std::net::SocketAddr = "203.0.113.7:5555".parse().expect("addr");
+        let mut req = axum::http::Request::get("/orders")
+            .header(FORWARDED_FOR, "10.0.0.1")
+            .body(Body::empty())
+            .expect("request");
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        assert_eq!(
+            send(&proxy, req).await,
+            (StatusCode::OK, "203.0.113.7".into())
+        );
+        let req = axum::http::Request::get("/orders")
+            .header(FORWARDED_FOR, "10.0.0.1")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(send(&proxy, req).await, (StatusCode::OK, String::new()));
     }
 
     #[tokio::test]
