@@ -108,6 +108,10 @@ fn start(
             service,
             "--addr",
             &format!("127.0.0.1:{port}"),
+            // Each member its own free loopback port (printed below), even
+            // if HANWHA_MANAGEMENT_LISTEN names one fixed port.
+            "--management-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(dir)

@@ -320,7 +320,7 @@ async fn a_trickled_body_is_refused_at_the_body_timeout() {
         }
     }
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
 }
 

@@ -259,6 +259,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                         "Payload too large",
                         e.body_text(),
                     )
+                } else if timed_out(&e) {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "Request timeout",
+                        "the request body did not arrive in time",
+                    )
                 } else {
                     ApiError::bad_request(e.body_text())
                 }
@@ -268,6 +274,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             json_content_type,
         })
     }
+}
+
+/// Whether reading the body failed on the server's body deadline.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if err.is::<crate::server::BodyTimedOut>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 impl JsonBody {
