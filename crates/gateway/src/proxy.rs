@@ -534,14 +534,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match timeout_at(deadline, to_bytes(body, platform::idempotency::BODY_LIMIT)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload too large",
-                "request body too large",
-            )
-            .into_response()
-        }
+        Ok(Err(e)) => return platform::problem::unreadable_body(&e).into_response(),
         Err(_) => {
             return ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,

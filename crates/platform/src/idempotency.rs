@@ -156,14 +156,7 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
     };
     let bytes = match to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload too large",
-                "request body too large",
-            )
-            .into_response()
-        }
+        Err(e) => return crate::problem::unreadable_body(&e).into_response(),
     };
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());

@@ -260,11 +260,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                         e.body_text(),
                     )
                 } else if timed_out(&e) {
-                    ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "Request timeout",
-                        "the request body did not arrive in time",
-                    )
+                    body_timed_out()
                 } else {
                     ApiError::bad_request(e.body_text())
                 }
@@ -274,6 +270,28 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             json_content_type,
         })
     }
+}
+
+/// The answer to a body that could not be read whole (`to_bytes` failed):
+/// 408 when it missed the server's body deadline, else 413 (over the
+/// limit, the only other way a body read by a middleware fails).
+pub fn unreadable_body(e: &axum::Error) -> ApiError {
+    if timed_out(e) {
+        return body_timed_out();
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Payload too large",
+        "request body too large",
+    )
+}
+
+fn body_timed_out() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "Request timeout",
+        "the request body did not arrive in time",
+    )
 }
 
 /// Whether reading the body failed on the server's body deadline.
