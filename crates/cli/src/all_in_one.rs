@@ -267,6 +267,7 @@ pub async fn run(
     let actuator = Actuator::new("all-in-one");
     routers.extend([
         gateway::web::router(),
+        platform::openapi::router(&crate::openapi::all_in_one()),
         actuator.router(),
         metrics.router(),
         crate::events_api::router(log.clone(), keys.clone()),

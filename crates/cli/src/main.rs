@@ -7,6 +7,7 @@ mod all_in_one;
 mod events_api;
 mod fleet;
 mod load;
+mod openapi;
 mod remote;
 mod serve;
 mod tools;
@@ -88,6 +89,9 @@ enum Command {
     /// database, events on NATS JetStream, calls to peers over HTTP.
     /// Needs HANWHA_TOKEN_SECRET, shared by every service of the fleet.
     Serve(serve::Args),
+    /// Print the OpenAPI description of every operation (what the
+    /// all-in-one serves at /openapi.json) as JSON.
+    Openapi,
     /// Start a local fleet of the distributed shape as child processes:
     /// every service, two order replicas, three delivery replicas and the
     /// gateway, against a NATS server; Ctrl-C stops them all.
@@ -147,6 +151,10 @@ async fn main() -> anyhow::Result<()> {
                 retention: platform::retention::Periods::from_env()?,
             };
             all_in_one::run(settings, shutdown_signal()).await
+        }
+        Some(Command::Openapi) => {
+            println!("{}", serde_json::to_string_pretty(&openapi::all_in_one())?);
+            Ok(())
         }
         Some(Command::Events { follow, from }) => {
             tools::print_events(&cli.data_dir, from, follow).await
