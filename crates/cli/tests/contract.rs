@@ -423,3 +423,79 @@ async fn the_api_keeps_its_openapi_contract_and_refused_requests_change_nothing(
     assert!(generated > 0, "schemathesis generated no cases");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[tokio::test]
+async fn the_description_is_served_as_printed_and_every_error_it_names_is_a_problem() {
+    let server = Server::start(&[]);
+    let served = Api::anonymous(&server).get("/openapi.json").await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert!(served.content_type.starts_with("application/json"));
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
+        .arg("openapi")
+        .output()
+        .expect("hanwha-delivery openapi");
+    assert!(printed.status.success());
+    let printed: Value = serde_json::from_slice(&printed.stdout).expect("JSON");
+    assert_eq!(served.body, printed);
+
+    let mut ids = std::collections::HashSet::new();
+    let mut operations = 0;
+    for (path, item) in served.body["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            operations += 1;
+            let name = format!("{method} {path}");
+            assert!(
+                ids.insert(op["operationId"].as_str().expect("operationId")),
+                "{name}: operationId used twice"
+            );
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            assert!(
+                !secured || op["responses"]["401"].is_object(),
+                "{name}: no 401"
+            );
+            for (status, answer) in op["responses"].as_object().expect("responses") {
+                let probe = path.starts_with("/actuator/") && status == "503";
+                if status.as_str() >= "400" && !probe {
+                    assert!(
+                        answer["content"]["application/problem+json"].is_object(),
+                        "{name}: {status} is not problem+json"
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations >= 40, "{operations} operations");
+    let schemas = served.body["components"]["schemas"]
+        .as_object()
+        .expect("schemas");
+    for reference in references(&served.body) {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or(&reference);
+        assert!(schemas.contains_key(name), "{reference} is not described");
+    }
+
+    // What axum answered as text/plain before: an id or a query value that
+    // does not parse.
+    let customer = Api::login(&server, "customer").await;
+    for path in ["/orders/abc", "/orders?limit=abc", "/statusChecks/1e3"] {
+        let r = customer.get(path).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(r.problem(), "{path}: {}", r.content_type);
+    }
+}
+
+/// Every `$ref` in a JSON document.
+fn references(v: &Value) -> Vec<String> {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| match (k.as_str(), v) {
+                ("$ref", Value::String(r)) => vec![r.clone()],
+                _ => references(v),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(references).collect(),
+        _ => Vec::new(),
+    }
+}

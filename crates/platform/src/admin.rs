@@ -19,10 +19,24 @@ use crate::problem::{ApiError, ApiPath};
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(list, replay, discard),
+    components(schemas(Consumer)),
     modifiers(&Common),
     tags((name = "admin", description = "Events a consumer could not handle, for an admin to replay or discard"))
 )]
 pub struct DeadLetterApi;
+
+/// The consumers with dead letters; each process mounts its own.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only described: the routes are named by `EventHandler::name`.
+enum Consumer {
+    Order,
+    Payment,
+    Store,
+    Delivery,
+    Status,
+    Notification,
+}
 
 #[derive(Clone)]
 struct AdminState {
@@ -53,7 +67,7 @@ pub fn dead_letter_routes(keys: TokenKeys, db: Db, handler: Arc<dyn EventHandler
     tag = "admin",
     summary = "A consumer's dead letters",
     security(("bearer" = ["admin"])),
-    params(("consumer" = String, Path, description = "The consumer: order, payment, store, delivery, status or notification (each process mounts its own)")),
+    params(("consumer" = Consumer, Path, description = "The consumer (each process mounts its own)")),
     responses((status = 200, description = "Oldest first", body = Vec<DeadLetter>), Forbidden, NotFound)
 )]
 async fn list(
@@ -73,7 +87,7 @@ async fn list(
     summary = "Handle a dead letter again; on success it leaves the list",
     security(("bearer" = ["admin"])),
     params(
-        ("consumer" = String, Path, description = "The consumer"),
+        ("consumer" = Consumer, Path, description = "The consumer"),
         ("id" = i64, Path, description = "The dead letter's id"),
     ),
     responses(
@@ -111,7 +125,7 @@ async fn replay(
     summary = "Drop a dead letter",
     security(("bearer" = ["admin"])),
     params(
-        ("consumer" = String, Path, description = "The consumer"),
+        ("consumer" = Consumer, Path, description = "The consumer"),
         ("id" = i64, Path, description = "The dead letter's id"),
     ),
     responses((status = 204, description = "Dropped"), BadParams, Forbidden, NotFound)

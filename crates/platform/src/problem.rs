@@ -338,3 +338,59 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 pub async fn not_found_fallback() -> ApiError {
     ApiError::not_found("no such resource")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Page {
+        #[allow(dead_code)]
+        limit: Option<i64>,
+    }
+
+    async fn answer(uri: &str) -> (StatusCode, String, Value) {
+        let app = Router::new()
+            .route(
+                "/orders/{id}",
+                get(|ApiPath(id): ApiPath<i64>| async move { id.to_string() }),
+            )
+            .route("/orders", get(|ApiQuery(_): ApiQuery<Page>| async { "ok" }));
+        let resp = app
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("answer");
+        let status = resp.status();
+        let content_type = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, content_type, body)
+    }
+
+    /// axum's own rejections answer text/plain, which no client of a
+    /// problem+json API expects (the OpenAPI contract fuzz found them).
+    #[tokio::test]
+    async fn a_path_or_query_parameter_that_does_not_parse_is_a_problem() {
+        for uri in [
+            "/orders/abc",
+            "/orders/99999999999999999999",
+            "/orders?limit=abc",
+        ] {
+            let (status, content_type, body) = answer(uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(content_type, "application/problem+json", "{uri}");
+            assert_eq!(body["status"], 400, "{uri}");
+        }
+        assert_eq!(answer("/orders/7").await.0, StatusCode::OK);
+        assert_eq!(answer("/orders?limit=7").await.0, StatusCode::OK);
+    }
+}

@@ -475,9 +475,6 @@ struct CancelRequest {
     actor: String,
 }
 
-/// The order service's cancel, when it runs as its own process: the store
-/// decides whether the cancel or the owner's decision came first. Only the
-/// platform itself (an admin token) may call it.
 /// The store agreed to a cancel.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -487,6 +484,9 @@ pub struct StoreCancelled {
     cook_status: StoreOrderStatus,
 }
 
+/// The order service's cancel, when it runs as its own process: the store
+/// decides whether the cancel or the owner's decision came first. Only the
+/// platform itself (an admin token) may call it.
 #[utoipa::path(
     put,
     path = "/storeOrders/{orderId}/cancel",
