@@ -29,10 +29,40 @@ pub const MAX_ADDRESS_LEN: usize = 200;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(place, list, show, cancel, confirm),
-    modifiers(&Common),
+    modifiers(&Common, &OneMenuItem),
     tags((name = "order", description = "Customers place, cancel and confirm orders"))
 )]
 pub struct OrderApi;
+
+/// A new order names its item by `menuId` or by `menuName` (not null):
+/// said in the schema as `allOf: [the fields, anyOf: [menuId, menuName]]`.
+struct OneMenuItem;
+
+impl utoipa::Modify for OneMenuItem {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type};
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let Some(fields) = components.schemas.remove("PlaceOrder") else {
+            return;
+        };
+        let named_by = |field: &str, kind: Type| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(kind))
+                .required(field)
+        };
+        let one_of_them = AnyOfBuilder::new()
+            .item(named_by("menuId", Type::Integer))
+            .item(named_by("menuName", Type::String));
+        components.schemas.insert(
+            "PlaceOrder".into(),
+            utoipa::openapi::RefOr::T(Schema::AllOf(
+                AllOfBuilder::new().item(fields).item(one_of_them).build(),
+            )),
+        );
+    }
+}
 
 pub fn router(service: OrderService) -> Router {
     Router::new()
@@ -83,7 +113,9 @@ fn change_error(e: ChangeError) -> ApiError {
     tag = "order",
     summary = "Place an order and pay for it",
     security(("bearer" = ["customer"])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first answer again")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 191,
+        pattern = r"^[\x21-\x7E](?:[\x20-\x7E]*[\x21-\x7E])?$",
+        description = "Makes a retry safe: the same key and body answer the first answer again (1 to 191 visible characters)")),
     request_body = PlaceOrder,
     responses(
         (status = 201, description = "Placed and paid", body = Order),

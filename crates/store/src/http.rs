@@ -418,7 +418,7 @@ async fn finish(
     decide(svc, who, id, StoreAction::Finish, None).await
 }
 
-/// Reject takes an optional JSON body `{"reason": "sold out"}`.
+/// Reject takes an optional JSON body `{"reason": "sold out"}` (or `null`).
 #[utoipa::path(
     put,
     path = "/storeOrders/{orderId}/reject",
@@ -438,13 +438,15 @@ async fn reject(
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         Reason::default()
     } else {
-        serde_json::from_slice::<Reason>(&body).map_err(|e| {
-            if e.is_syntax() || e.is_eof() {
-                ApiError::bad_request(format!("malformed JSON: {e}"))
-            } else {
-                ApiError::unprocessable(e.to_string())
-            }
-        })?
+        serde_json::from_slice::<Option<Reason>>(&body)
+            .map_err(|e| {
+                if e.is_syntax() || e.is_eof() {
+                    ApiError::bad_request(format!("malformed JSON: {e}"))
+                } else {
+                    ApiError::unprocessable(e.to_string())
+                }
+            })?
+            .unwrap_or_default()
     };
     let reason = reason
         .reason
