@@ -105,3 +105,58 @@ fn with_links(doc: OpenApi) -> Value {
     }
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(doc: &Value) -> Vec<String> {
+        doc["paths"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_service_describes_its_own_operations_and_the_gateway_all_of_them() {
+        let order = paths(&for_service(Service::Order));
+        assert!(order.contains(&"/orders/{id}/cancel".to_string()));
+        assert!(order.contains(&"/actuator/health".to_string()));
+        assert!(order.contains(&"/admin/deadLetters/{consumer}".to_string()));
+        assert!(!order.iter().any(|p| p.starts_with("/menus")));
+        let identity = paths(&for_service(Service::Identity));
+        assert!(identity.contains(&"/auth/login".to_string()));
+        // Identity consumes no events: no dead letters.
+        assert!(!identity.iter().any(|p| p.starts_with("/admin/")));
+
+        let gateway = paths(&gateway());
+        for service in Service::ALL {
+            for path in paths(&for_service(service)) {
+                assert!(gateway.contains(&path), "{path} of {}", service.name());
+            }
+        }
+        // The event log is the all-in-one's own.
+        assert!(!gateway.contains(&"/events".to_string()));
+        assert!(paths(&all_in_one()).contains(&"/events".to_string()));
+    }
+
+    #[test]
+    fn links_name_operations_that_exist() {
+        let doc = all_in_one();
+        let ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|p| p.values())
+            .flat_map(|item| item.as_object().into_iter().flat_map(|ops| ops.values()))
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let links = doc["paths"]["/orders"]["post"]["responses"]["201"]["links"]
+            .as_object()
+            .expect("links from a new order");
+        assert_eq!(links.len(), 12);
+        for link in links.values() {
+            let target = link["operationId"].as_str().expect("operationId");
+            assert!(ids.contains(&target), "{target}");
+        }
+    }
+}

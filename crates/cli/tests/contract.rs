@@ -5,10 +5,14 @@
 //! not allow (status, content type, headers, schema), invalid data
 //! accepted, or auth ignored.
 //!
-//! Then, that no refused request changes anything: each role (and no token)
-//! is sent every change it may not make, on orders that exist, plus invalid
-//! data for every change; nothing the platform holds may differ afterwards
-//! (the event log, orders, payments, menus, the store's and riders' lists).
+//! Then, that no refused request changes anything. Each role (and no token)
+//! is sent every change it may not make, aimed at orders that exist:
+//! nothing the platform holds may differ afterwards (the event log, orders,
+//! payments, menus, the store's and riders' lists, the status view,
+//! notifications, health). Invalid data for every change follows, with
+//! each role; schemathesis also sends requests that are only unusual and
+//! may be served, so the refused ones (4xx) are sent again on a settled
+//! platform, which must not change either.
 
 mod support;
 
