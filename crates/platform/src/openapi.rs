@@ -103,8 +103,6 @@ problems! {
     NotFound => [("404", "Not found, or not the caller's to see")];
     /// The change does not apply to the resource's current status.
     Conflict => [("409", "Not allowed in the resource's current status")];
-    /// Values that break a rule (out of range, sold out, unknown item).
-    Invalid => [("422", "Values that break a rule")];
 }
 
 /// What every description shares: the problem schema, the bearer scheme,
@@ -181,16 +179,6 @@ fn add_common_answers(op: &mut Operation) {
 
 fn is_empty_requirement(req: &utoipa::openapi::security::SecurityRequirement) -> bool {
     serde_json::to_value(req).is_ok_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
-}
-
-/// The roles allowed to call an operation, from its bearer requirement;
-/// `None` for an operation open to anyone.
-pub fn roles(op: &Operation) -> Option<Vec<String>> {
-    let reqs = serde_json::to_value(op.security.as_ref()?).ok()?;
-    reqs.as_array()?
-        .iter()
-        .find_map(|r| r.get(BEARER))
-        .and_then(|roles| serde_json::from_value(roles.clone()).ok())
 }
 
 /// Several services' descriptions as one, for the gateway and the
