@@ -361,3 +361,27 @@ test('a dropped live connection reconnects and catches up on what it missed', as
   await seen(customer.page, '#orders', id, 'Accepted');
   await done(customer, owner);
 });
+
+test('the API page lists every operation of /openapi.json, offline, and filters them', async () => {
+  const reader = await person();
+  const { page } = reader;
+  const external = [];
+  page.on('request', (r) => { if (!r.url().startsWith(base)) external.push(r.url()); });
+  await page.goto('/');
+  await page.getByRole('link', { name: 'API reference' }).click();
+  await page.getByRole('heading', { level: 1, name: 'API' }).waitFor();
+  const doc = await (await fetch(`${base}/openapi.json`)).json();
+  const operations = Object.values(doc.paths)
+    .flatMap((item) => Object.keys(item).filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m)));
+  await page.locator('.operation').first().waitFor();
+  assert.equal(await page.locator('.operation').count(), operations.length);
+  const place = page.locator('.operation').filter({ hasText: 'Place an order' });
+  await place.locator('summary').click();
+  await place.getByText('application/problem+json').first().waitFor();
+  assert.match(await place.innerText(), /customer/);
+  await page.getByLabel('Filter operations').fill('storeOrders put');
+  await page.getByText('4 operations', { exact: true }).waitFor();
+  await shot(page, 'api');
+  assert.deepEqual(external, [], 'the page loads nothing from elsewhere');
+  await done(reader);
+});

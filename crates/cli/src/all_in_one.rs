@@ -271,6 +271,7 @@ pub async fn run(
     let management = actuator.router().merge(operations.clone());
     routers.extend([
         gateway::web::router(),
+        platform::openapi::router(&crate::openapi::all_in_one()),
         actuator.router(),
         platform::management::for_admins(operations, keys.clone()),
         crate::events_api::router(log.clone(), keys.clone()),

@@ -8,6 +8,7 @@ mod events_api;
 mod fleet;
 mod listeners;
 mod load;
+mod openapi;
 mod remote;
 mod serve;
 mod tools;
@@ -91,6 +92,9 @@ enum Command {
     /// database, events on NATS JetStream, calls to peers over HTTP.
     /// Needs HANWHA_TOKEN_SECRET, shared by every service of the fleet.
     Serve(serve::Args),
+    /// Print the OpenAPI description of every operation (what the
+    /// all-in-one serves at /openapi.json) as JSON.
+    Openapi,
     /// Start a local fleet of the distributed shape as child processes:
     /// every service, two order replicas, three delivery replicas and the
     /// gateway, against a NATS server; Ctrl-C stops them all.
@@ -151,6 +155,10 @@ async fn main() -> anyhow::Result<()> {
                 http: cli.http,
             };
             all_in_one::run(settings, shutdown_signal()).await
+        }
+        Some(Command::Openapi) => {
+            println!("{}", serde_json::to_string_pretty(&openapi::all_in_one())?);
+            Ok(())
         }
         Some(Command::Events { follow, from }) => {
             tools::print_events(&cli.data_dir, from, follow).await

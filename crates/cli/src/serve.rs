@@ -37,7 +37,18 @@ pub enum Service {
 }
 
 impl Service {
-    fn name(self) -> &'static str {
+    pub const ALL: [Service; 8] = [
+        Service::Gateway,
+        Service::Identity,
+        Service::Order,
+        Service::Payment,
+        Service::Store,
+        Service::Delivery,
+        Service::Status,
+        Service::Notification,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
             Service::Gateway => "gateway",
             Service::Identity => "identity",
@@ -188,19 +199,11 @@ fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)
     }
     for service in gateway::proxy::SERVICES {
         if !out.iter().any(|(s, _)| *s == service) {
-            let port = [
-                Service::Identity,
-                Service::Order,
-                Service::Payment,
-                Service::Store,
-                Service::Delivery,
-                Service::Status,
-                Service::Notification,
-            ]
-            .into_iter()
-            .find(|s| s.name() == service)
-            .map(Service::default_port)
-            .unwrap_or(0);
+            let port = Service::ALL
+                .into_iter()
+                .find(|s| s.name() == service)
+                .map(Service::default_port)
+                .unwrap_or(0);
             out.push((service, vec![format!("http://127.0.0.1:{port}")]));
         }
     }
@@ -237,7 +240,11 @@ async fn run_gateway(
         .router()
         .merge(platform::management::operations(&actuator, &metrics));
     let app = gateway::distributed(
-        vec![actuator.router(), gateway::web::router()],
+        vec![
+            actuator.router(),
+            gateway::web::router(),
+            platform::openapi::router(&crate::openapi::gateway()),
+        ],
         &proxy,
         &gateway::Cors::parse(&args.cors),
     )
@@ -468,6 +475,7 @@ pub async fn run(
     let mut routers = vec![
         actuator.router(),
         platform::management::for_admins(operations, keys.clone()),
+        platform::openapi::router(&crate::openapi::for_service(args.service)),
         with_idempotency(router, &db, &keys),
     ];
     if let Some(handler) = consumer {

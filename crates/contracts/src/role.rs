@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Who a logged-in user is to the platform; every endpoint checks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,

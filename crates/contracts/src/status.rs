@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The customer-facing status of an order, as the original system named it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OrderStatus {
     PaymentPending,
     Ordered,

@@ -1,15 +1,25 @@
 //! Delivery's HTTP API: the riders' list, pick up and complete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
+use platform::openapi::{BadParams, Common, Conflict, Forbidden, NotFound};
 use platform::sql;
-use platform::{ApiError, Principal};
+use platform::{ApiError, ApiPath, Principal};
 
 use crate::domain::DeliveryAction;
 use crate::record::{self, ChangeError, Delivery, COLUMNS};
 use crate::DeliveryService;
+
+/// Delivery's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show, pickup, complete),
+    modifiers(&Common),
+    tags((name = "delivery", description = "Riders pick up cooked orders and deliver them"))
+)]
+pub struct DeliveryApi;
 
 pub fn router(service: DeliveryService) -> Router {
     Router::new()
@@ -22,6 +32,14 @@ pub fn router(service: DeliveryService) -> Router {
 
 /// A rider sees deliveries waiting for any rider and their own; an admin
 /// sees all.
+#[utoipa::path(
+    get,
+    path = "/deliveries",
+    tag = "delivery",
+    summary = "Deliveries waiting for a rider and the caller's own (all for an admin)",
+    security(("bearer" = ["rider", "admin"])),
+    responses((status = 200, description = "Newest first", body = Vec<Delivery>), Forbidden)
+)]
 async fn list(
     State(svc): State<DeliveryService>,
     who: Principal,
@@ -41,10 +59,19 @@ async fn list(
     Ok(Json(rows.iter().map(Delivery::from_row).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/deliveries/{orderId}",
+    tag = "delivery",
+    summary = "The delivery of one order",
+    security(("bearer" = ["rider", "admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The delivery", body = Delivery), BadParams, Forbidden, NotFound)
+)]
 async fn show(
     State(svc): State<DeliveryService>,
     who: Principal,
-    Path(order_id): Path<i64>,
+    ApiPath(order_id): ApiPath<i64>,
 ) -> Result<Json<Delivery>, ApiError> {
     who.require(&[Role::Rider, Role::Admin])?;
     let d = svc
@@ -93,18 +120,36 @@ async fn act(
     Ok(Json(d))
 }
 
+#[utoipa::path(
+    put,
+    path = "/deliveries/{orderId}/pickup",
+    tag = "delivery",
+    summary = "Pick up a cooked order",
+    security(("bearer" = ["rider"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The delivery", body = Delivery), BadParams, Forbidden, NotFound, Conflict)
+)]
 async fn pickup(
     State(svc): State<DeliveryService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Delivery>, ApiError> {
     act(svc, who, id, DeliveryAction::PickUp).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/deliveries/{orderId}/complete",
+    tag = "delivery",
+    summary = "Mark the caller's delivery delivered",
+    security(("bearer" = ["rider"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The delivery", body = Delivery), BadParams, Forbidden, NotFound, Conflict)
+)]
 async fn complete(
     State(svc): State<DeliveryService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Delivery>, ApiError> {
     act(svc, who, id, DeliveryAction::Complete).await
 }

@@ -13,7 +13,7 @@ use platform::outbox::OutboxSignal;
 use platform::Conn;
 use platform::{Db, TokenKeys};
 
-pub use http::router;
+pub use http::{router, DeliveryApi};
 
 pub fn migrations() -> platform::Migrations {
     platform::Migrations {

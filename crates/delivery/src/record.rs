@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, DeliveryAction, DeliveryStatus, IllegalDeliveryTransition};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub order_id: i64,

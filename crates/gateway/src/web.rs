@@ -32,6 +32,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 static ASSETS: &[Asset] = &[
     asset!("/", "index.html", "text/html; charset=utf-8"),
     asset!("/index.html", "index.html", "text/html; charset=utf-8"),
+    asset!("/api.html", "api.html", "text/html; charset=utf-8"),
     asset!("/app.css", "app.css", "text/css; charset=utf-8"),
     asset!("/favicon.svg", "favicon.svg", "image/svg+xml"),
     asset!("/js/app.js", "js/app.js", JS),
@@ -41,6 +42,7 @@ static ASSETS: &[Asset] = &[
     asset!("/js/owner.js", "js/owner.js", JS),
     asset!("/js/rider.js", "js/rider.js", JS),
     asset!("/js/admin.js", "js/admin.js", JS),
+    asset!("/js/apidocs.js", "js/apidocs.js", JS),
 ];
 
 /// The page may load only its own scripts and styles and talk only to its
@@ -133,6 +135,8 @@ mod tests {
     fn the_page_and_its_assets_are_served_with_their_types() {
         for (path, want) in [
             ("/", "text/html; charset=utf-8"),
+            ("/api.html", "text/html; charset=utf-8"),
+            ("/js/apidocs.js", JS),
             ("/app.css", "text/css; charset=utf-8"),
             ("/js/app.js", JS),
             ("/favicon.svg", "image/svg+xml"),

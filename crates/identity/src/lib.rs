@@ -11,6 +11,7 @@ use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::Role;
+use platform::openapi::{BadBody, Common, Problem, PROBLEM_JSON};
 use platform::sql;
 use platform::{ApiError, ApiJson, Db, Principal, TokenKeys};
 use serde::{Deserialize, Serialize};
@@ -131,6 +132,15 @@ pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
     .await
 }
 
+/// Identity's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(login, register, me),
+    modifiers(&Common),
+    tags((name = "identity", description = "Log in, sign up, and who the caller is"))
+)]
+pub struct IdentityApi;
+
 pub fn router(identity: Identity) -> Router {
     Router::new()
         .route("/auth/login", post(login))
@@ -139,15 +149,19 @@ pub fn router(identity: Identity) -> Router {
         .with_state(identity)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"username": "customer", "password": "customer"}))]
 struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A token and who it is for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"token": "eyJhbGciOi...", "userId": 1, "username": "customer", "role": "customer"}))]
 struct LoginResponse {
+    /// Send it as `Authorization: Bearer <token>`.
     token: String,
     user_id: i64,
     username: String,
@@ -156,6 +170,18 @@ struct LoginResponse {
     store_id: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "identity",
+    summary = "Log in: a token for the user",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 401, description = "Wrong username or password", body = Problem, content_type = PROBLEM_JSON),
+        BadBody
+    )
+)]
 async fn login(
     State(id): State<Identity>,
     ApiJson(req): ApiJson<LoginRequest>,
@@ -203,15 +229,33 @@ async fn login(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new customer account.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "kim_minji", "password": "correct horse battery"}))]
 struct Registration {
+    /// 3 to 32 letters, digits, `_` or `-`; stored in lower case.
+    #[schema(pattern = r"^\s*[A-Za-z0-9_-]{3,32}\s*$")]
     username: String,
+    /// 8 to 200 characters (at most 200 bytes).
+    #[schema(min_length = 8, max_length = 200)]
     password: String,
 }
 
 /// Customers sign up themselves; owners, riders and admins are created by
 /// the platform.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "identity",
+    summary = "Sign up as a customer: a token for the new user",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "Signed up", body = LoginResponse),
+        (status = 409, description = "The username is taken", body = Problem, content_type = PROBLEM_JSON),
+        BadBody
+    )
+)]
 async fn register(
     State(id): State<Identity>,
     ApiJson(req): ApiJson<Registration>,
@@ -277,11 +321,30 @@ async fn register(
     ))
 }
 
-async fn me(who: Principal) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "userId": who.user_id,
-        "username": who.username,
-        "role": who.role,
-        "storeId": who.store_id,
-    }))
+/// Who the caller is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Me {
+    user_id: i64,
+    username: String,
+    role: Role,
+    /// The store an owner runs; null for everyone else.
+    store_id: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "identity",
+    summary = "Who the token is for",
+    security(("bearer" = ["customer", "owner", "rider", "admin"])),
+    responses((status = 200, description = "The caller", body = Me))
+)]
+async fn me(who: Principal) -> Json<Me> {
+    Json(Me {
+        user_id: who.user_id,
+        username: who.username,
+        role: who.role,
+        store_id: who.store_id,
+    })
 }

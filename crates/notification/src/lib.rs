@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
@@ -19,10 +19,11 @@ use contracts::{Event, EventType, Role};
 use futures::Stream;
 use platform::consumer::{EventHandler, HandlerError};
 use platform::live_streams::LiveStreams;
+use platform::openapi::{BadParams, Common};
 use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::sql;
 use platform::Conn;
-use platform::{ApiError, Db, EventLog, Principal, TokenKeys};
+use platform::{ApiError, ApiQuery, Db, EventLog, Principal, TokenKeys};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -217,7 +218,7 @@ pub async fn rebuild(db: &Db, log: &EventLog) -> Result<Rebuilt, RebuildError> {
     platform::rebuild::rebuild(Arc::new(NotificationView), db, log).await
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub id: i64,
@@ -278,6 +279,15 @@ async fn fetch(
         .collect())
 }
 
+/// Notification's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, stream),
+    modifiers(&Common),
+    tags((name = "notification", description = "What happened to the caller's orders, in words"))
+)]
+pub struct NotificationApi;
+
 pub fn router(service: NotificationService) -> Router {
     Router::new()
         .route("/notifications", get(list))
@@ -285,16 +295,28 @@ pub fn router(service: NotificationService) -> Router {
         .with_state(service)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct After {
+    /// Only notifications with a larger id.
     after: Option<i64>,
+    /// At most this many (1 to 5000, default 500).
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/notifications",
+    tag = "notification",
+    summary = "The caller's notifications, oldest first",
+    security(("bearer" = ["customer", "owner", "rider", "admin"])),
+    params(After),
+    responses((status = 200, description = "Oldest first", body = Vec<Notification>), BadParams)
+)]
 async fn list(
     State(svc): State<NotificationService>,
     who: Principal,
-    Query(q): Query<After>,
+    ApiQuery(q): ApiQuery<After>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
     Ok(Json(
@@ -304,11 +326,23 @@ async fn list(
 
 /// Live notifications. A client that reconnects sends `Last-Event-ID` (or
 /// `?after=`) and first gets everything it missed.
+#[utoipa::path(
+    get,
+    path = "/notifications/stream",
+    tag = "notification",
+    summary = "The caller's notifications live, as Server-Sent Events (`event: notification`, `id`, `data`: one Notification as JSON); it stays open",
+    security(("bearer" = ["customer", "owner", "rider", "admin"])),
+    params(
+        After,
+        ("Last-Event-ID" = Option<i64>, Header, description = "The last id seen: resume after it"),
+    ),
+    responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String), BadParams)
+)]
 async fn stream(
     State(svc): State<NotificationService>,
     who: Principal,
     headers: HeaderMap,
-    Query(q): Query<After>,
+    ApiQuery(q): ApiQuery<After>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let place = svc.streams.open(&who)?;
     let last_seen = headers

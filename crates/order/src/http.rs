@@ -1,13 +1,16 @@
 //! Order's HTTP API: the seed's paths.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
 use contracts::event::OrderFacts;
 use contracts::{OrderStatus, Role};
+use platform::openapi::{
+    BadBody, BadParams, Common, Conflict, Forbidden, NotFound, Problem, PROBLEM_JSON,
+};
 use platform::sql;
-use platform::{ApiError, JsonBody, Principal};
+use platform::{ApiError, ApiPath, ApiQuery, JsonBody, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,6 +25,45 @@ use platform::idempotency::IdempotencyKey;
 pub const MAX_QTY: i64 = 100;
 pub const MAX_ADDRESS_LEN: usize = 200;
 
+/// Order's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(place, list, show, cancel, confirm),
+    modifiers(&Common, &OneMenuItem),
+    tags((name = "order", description = "Customers place, cancel and confirm orders"))
+)]
+pub struct OrderApi;
+
+/// A new order names its item by `menuId` or by `menuName` (not null):
+/// said in the schema as `allOf: [the fields, anyOf: [menuId, menuName]]`.
+struct OneMenuItem;
+
+impl utoipa::Modify for OneMenuItem {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type};
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let Some(fields) = components.schemas.remove("PlaceOrder") else {
+            return;
+        };
+        let named_by = |field: &str, kind: Type| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(kind))
+                .required(field)
+        };
+        let one_of_them = AnyOfBuilder::new()
+            .item(named_by("menuId", Type::Integer))
+            .item(named_by("menuName", Type::String));
+        components.schemas.insert(
+            "PlaceOrder".into(),
+            utoipa::openapi::RefOr::T(Schema::AllOf(
+                AllOfBuilder::new().item(fields).item(one_of_them).build(),
+            )),
+        );
+    }
+}
+
 pub fn router(service: OrderService) -> Router {
     Router::new()
         .route("/orders", get(list).post(place))
@@ -31,14 +73,21 @@ pub fn router(service: OrderService) -> Router {
         .with_state(service)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new order: one menu item, by id or by name.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"menuId": 1, "qty": 2, "address": "Seoul, Jung-gu 1", "card": "4111-1111-1111-1111"}))]
 struct PlaceOrder {
     menu_id: Option<i64>,
     menu_name: Option<String>,
+    #[schema(minimum = 1, maximum = 100)]
     qty: i64,
+    /// Where to deliver; 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     address: String,
-    /// Card number; `4000-0000-0000-0002` is always declined (test card).
+    /// Card number, 12 to 19 digits with spaces or dashes between; none or
+    /// blank for the demo card. `4000-0000-0000-0002` is always declined.
+    #[schema(pattern = r"^\s*$|^\s*[ -]*(?:[0-9][ -]*){12,19}\s*$")]
     card: Option<String>,
     /// Accepted for clients of the original system, and ignored: the price
     /// comes from the menu.
@@ -58,6 +107,23 @@ fn change_error(e: ChangeError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "order",
+    summary = "Place an order and pay for it",
+    security(("bearer" = ["customer"])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 191,
+        pattern = r"^[\x21-\x7E](?:[\x20-\x7E]*[\x21-\x7E])?$",
+        description = "Makes a retry safe: the same key and body answer the first answer again (1 to 191 visible characters)")),
+    request_body = PlaceOrder,
+    responses(
+        (status = 201, description = "Placed and paid", body = Order),
+        (status = 402, description = "The card was declined; the body names the order", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = Problem, content_type = PROBLEM_JSON),
+        BadBody, Forbidden
+    )
+)]
 async fn place(
     State(svc): State<OrderService>,
     who: Principal,
@@ -146,17 +212,31 @@ async fn place(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
+    /// At most this many (1 to 1000, default 100).
     limit: Option<i64>,
+    /// Skip this many, newest first.
     offset: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "order",
+    summary = "The caller's orders (a customer's own, an owner's store's, all for an admin)",
+    security(("bearer" = ["customer", "owner", "admin"])),
+    params(ListQuery),
+    responses((status = 200, description = "Newest first", body = Vec<Order>), BadParams, Forbidden)
+)]
 async fn list(
     State(svc): State<OrderService>,
     who: Principal,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Order>>, ApiError> {
     let (filter, owner_id) = match who.role {
         Role::Customer => ("customer_id = ?", who.user_id),
@@ -207,18 +287,36 @@ async fn visible(svc: &OrderService, who: &Principal, id: i64) -> Result<Order, 
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "order",
+    summary = "One order",
+    security(("bearer" = ["customer", "owner", "admin"])),
+    params(("id" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The order", body = Order), BadParams, NotFound)
+)]
 async fn show(
     State(svc): State<OrderService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Order>, ApiError> {
     Ok(Json(visible(&svc, &who, id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/orders/{id}/cancel",
+    tag = "order",
+    summary = "Cancel an order the store has not accepted; the payment is refunded",
+    security(("bearer" = ["customer", "admin"])),
+    params(("id" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The order", body = Order), BadParams, Forbidden, NotFound, Conflict)
+)]
 async fn cancel(
     State(svc): State<OrderService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Order>, ApiError> {
     who.require(&[Role::Customer, Role::Admin])?;
     let order = visible(&svc, &who, id).await?;
@@ -298,10 +396,19 @@ fn describe_store_decision(status: OrderStatus) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/orders/{id}/confirm",
+    tag = "order",
+    summary = "Confirm a delivered order was received",
+    security(("bearer" = ["customer"])),
+    params(("id" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The order", body = Order), BadParams, Forbidden, NotFound, Conflict)
+)]
 async fn confirm(
     State(svc): State<OrderService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Order>, ApiError> {
     who.require(&[Role::Customer])?;
     visible(&svc, &who, id).await?;

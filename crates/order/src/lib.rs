@@ -21,7 +21,7 @@ pub use clients::{
     ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
 };
 pub use events::OrderEvents;
-pub use http::router;
+pub use http::{router, OrderApi};
 
 pub fn migrations() -> platform::Migrations {
     platform::Migrations {

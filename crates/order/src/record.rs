@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, Follow, IllegalTransition, OrderAction};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: i64,

@@ -1,20 +1,30 @@
 //! Payment's HTTP API: the customer's payments, and `POST /payments` for
 //! the order service when it runs as its own process.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
 use contracts::Role;
 use platform::deadline::Deadline;
+use platform::openapi::{BadBody, BadParams, Common, Forbidden, NotFound};
 use platform::sql;
-use platform::{ApiError, JsonBody, Principal};
+use platform::{ApiError, ApiPath, JsonBody, Principal};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::record::{Payment, COLUMNS};
 use crate::PaymentService;
+
+/// Payment's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(pay, list, show),
+    modifiers(&Common),
+    tags((name = "payment", description = "Charges and refunds of orders"))
+)]
+pub struct PaymentApi;
 
 pub fn router(service: PaymentService) -> Router {
     Router::new()
@@ -23,14 +33,17 @@ pub fn router(service: PaymentService) -> Router {
         .with_state(service)
 }
 
-#[derive(Debug, Deserialize)]
+/// A charge the order service asks for: the amount is trusted.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PayRequest {
     order_id: i64,
     customer_id: i64,
     store_id: i64,
+    #[schema(minimum = 0)]
     price: i64,
     menu_name: String,
+    #[schema(minimum = 1)]
     qty: i64,
     address: String,
     correlation_id: Option<Uuid>,
@@ -39,6 +52,15 @@ struct PayRequest {
 
 /// Only the platform itself (an admin token, as the order service holds in
 /// the distributed shape) may charge: the amount here is trusted.
+#[utoipa::path(
+    post,
+    path = "/payments",
+    tag = "payment",
+    summary = "Charge an order (the platform itself only)",
+    security(("bearer" = ["admin"])),
+    request_body = PayRequest,
+    responses((status = 201, description = "The payment, approved or declined", body = Payment), BadBody, Forbidden)
+)]
 async fn pay(
     State(svc): State<PaymentService>,
     who: Principal,
@@ -64,6 +86,14 @@ async fn pay(
     Ok((StatusCode::CREATED, Json(payment)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/payments",
+    tag = "payment",
+    summary = "The caller's payments (a customer's own, an owner's store's, all for an admin)",
+    security(("bearer" = ["customer", "owner", "admin"])),
+    responses((status = 200, description = "Newest first", body = Vec<Payment>), Forbidden)
+)]
 async fn list(
     State(svc): State<PaymentService>,
     who: Principal,
@@ -83,10 +113,19 @@ async fn list(
     Ok(Json(rows.iter().map(Payment::from_row).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/payments/{orderId}",
+    tag = "payment",
+    summary = "The payment of one order",
+    security(("bearer" = ["customer", "owner", "admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The payment", body = Payment), BadParams, NotFound)
+)]
 async fn show(
     State(svc): State<PaymentService>,
     who: Principal,
-    Path(order_id): Path<i64>,
+    ApiPath(order_id): ApiPath<i64>,
 ) -> Result<Json<Payment>, ApiError> {
     let payment = svc
         .db

@@ -13,7 +13,7 @@ use platform::outbox::OutboxSignal;
 use platform::{Db, TokenKeys};
 
 pub use events::PaymentEvents;
-pub use http::router;
+pub use http::{router, PaymentApi};
 pub use record::{Payment, PaymentStatus};
 
 pub fn migrations() -> platform::Migrations {

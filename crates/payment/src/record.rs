@@ -4,7 +4,7 @@ use platform::sql;
 use platform::Conn;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum PaymentStatus {
     Approved,
     Declined,
@@ -33,7 +33,7 @@ impl PaymentStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Payment {
     pub id: i64,

@@ -15,6 +15,63 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::openapi::Common;
+
+/// The actuator's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(health, ready, echo, down, up),
+    modifiers(&Common),
+    tags((name = "actuator", description = "Probes for load balancers and operators"))
+)]
+pub struct ActuatorApi;
+
+/// Liveness, with each dependency's state.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only described: `health` writes the same members.
+struct Health {
+    /// `UP`, or `DOWN` once marked down.
+    #[schema(pattern = "^(UP|DOWN)$")]
+    status: String,
+    /// Each dependency by name: `{"status": "UP"}` or `{"status": "DOWN"}`.
+    components: std::collections::BTreeMap<String, ComponentHealth>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ComponentHealth {
+    #[schema(pattern = "^(UP|DOWN)$")]
+    status: String,
+}
+
+/// Readiness: `UP`, or `OUT_OF_SERVICE` with what is unreachable.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only described: `ready` writes the same members.
+struct Readiness {
+    #[schema(pattern = "^(UP|OUT_OF_SERVICE)$")]
+    status: String,
+    /// Dependencies it needs that do not answer (when not ready).
+    unreachable: Option<Vec<String>>,
+}
+
+/// Which process answered.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only described: `echo` writes the same members.
+#[serde(rename_all = "camelCase")]
+struct Echo {
+    service: String,
+    host: String,
+    instance_id: String,
+}
+
+/// The liveness state after a `down` or `up`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Marked {
+    #[schema(pattern = "^(UP|DOWN)$")]
+    status: String,
+}
+
 #[derive(Clone)]
 pub struct Actuator {
     inner: Arc<ActuatorInner>,
@@ -142,6 +199,16 @@ impl Actuator {
 /// Liveness: fails only when marked down. The body details each
 /// dependency (`components`), which a dependency's outage does not make
 /// the process fail: restarting it would not bring the dependency back.
+#[utoipa::path(
+    get,
+    path = "/actuator/health",
+    tag = "actuator",
+    summary = "Liveness: 503 only when marked down",
+    responses(
+        (status = 200, description = "Alive", body = Health),
+        (status = 503, description = "Marked down", body = Health),
+    )
+)]
 async fn health(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
     let components: serde_json::Map<String, Value> = check_all(a.dependencies())
         .await
@@ -164,6 +231,16 @@ async fn health(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
 /// Ready: started, not draining, not marked down, and every dependency it
 /// needs to serve requests (its database) answers; the body names what is
 /// missing.
+#[utoipa::path(
+    get,
+    path = "/actuator/ready",
+    tag = "actuator",
+    summary = "Readiness: started, not draining, not marked down, and its database answers",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready", body = Readiness),
+    )
+)]
 async fn ready(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
     let needed = a
         .dependencies()
@@ -189,6 +266,13 @@ async fn ready(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
 /// Which replica answered: its service and a random id, enough to tell
 /// replicas apart in a drill; not its host name, which tells a stranger
 /// about the inside.
+#[utoipa::path(
+    get,
+    path = "/actuator/echo",
+    tag = "actuator",
+    summary = "Which process answered",
+    responses((status = 200, description = "This process", body = Echo))
+)]
 async fn echo(State(a): State<Actuator>) -> Json<Value> {
     Json(json!({
         "service": a.inner.service,
@@ -196,11 +280,25 @@ async fn echo(State(a): State<Actuator>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/actuator/down",
+    tag = "actuator",
+    summary = "Mark this process down, for failover drills",
+    responses((status = 200, description = "Marked down", body = Marked))
+)]
 async fn down(State(a): State<Actuator>) -> Json<Value> {
     a.inner.healthy.store(false, Ordering::SeqCst);
     Json(json!({"status": "DOWN"}))
 }
 
+#[utoipa::path(
+    put,
+    path = "/actuator/up",
+    tag = "actuator",
+    summary = "Mark this process up again",
+    responses((status = 200, description = "Marked up", body = Marked))
+)]
 async fn up(State(a): State<Actuator>) -> Json<Value> {
     a.inner.healthy.store(true, Ordering::SeqCst);
     Json(json!({"status": "UP"}))

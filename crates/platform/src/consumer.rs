@@ -527,7 +527,7 @@ pub fn spawn_consumer(
 }
 
 /// A dead letter as an admin sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub id: i64,

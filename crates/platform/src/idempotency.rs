@@ -136,6 +136,16 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
     if !is_write(req.method()) || req.uri().path().starts_with("/auth/") {
         return next.run(req).await;
     }
+    let (mut parts, body) = req.into_parts();
+    // After authentication: a request without a valid token is refused by
+    // its handler (401, whatever its key) and must not claim, replay or
+    // probe anyone's keys.
+    let Some(principal) = token_from_parts(&parts)
+        .and_then(|t| idem.keys.verify(&t).ok())
+        .map(|p| format!("user:{}", p.user_id))
+    else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN => k.to_string(),
         _ => {
@@ -144,15 +154,6 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
             ))
             .into_response()
         }
-    };
-    let (mut parts, body) = req.into_parts();
-    // After authentication: a request without a valid token is refused by
-    // its handler and must not claim, replay or probe anyone's keys.
-    let Some(principal) = token_from_parts(&parts)
-        .and_then(|t| idem.keys.verify(&t).ok())
-        .map(|p| format!("user:{}", p.user_id))
-    else {
-        return next.run(Request::from_parts(parts, body)).await;
     };
     let bytes = match to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,

@@ -16,6 +16,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::openapi::Common;
+
 /// A gauge read at scrape time.
 pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, i64> + Send + Sync>;
 
@@ -148,6 +150,22 @@ impl Metrics {
     }
 }
 
+/// `/metrics`, as `/openapi.json` describes it.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(scrape),
+    modifiers(&Common),
+    tags((name = "metrics", description = "Prometheus metrics"))
+)]
+pub struct MetricsApi;
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    summary = "Request counts and latencies per route, outbox backlog, consumer lag, circuit states",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+)]
 async fn scrape(State(m): State<Metrics>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -3,7 +3,8 @@
 //! come out the same way.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -228,6 +229,50 @@ fn rejection_to_problem(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// `axum::extract::Path`, with a parameter that does not parse (an id that
+/// is not a number) answered 400 as problem+json, not as plain text.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "Bad request",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// `axum::extract::Query`, with a query that does not parse (`limit=abc`)
+/// answered 400 as problem+json, not as plain text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
 /// A JSON body read but not yet decoded, so that a handler can check who is
 /// asking (403) before it judges what they sent (400/422).
 #[derive(Debug, Clone)]
@@ -384,7 +429,58 @@ pub async fn not_found_fallback() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
     use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Page {
+        #[allow(dead_code)]
+        limit: Option<i64>,
+    }
+
+    async fn answer(uri: &str) -> (StatusCode, String, Value) {
+        let app = Router::new()
+            .route(
+                "/orders/{id}",
+                get(|ApiPath(id): ApiPath<i64>| async move { id.to_string() }),
+            )
+            .route("/orders", get(|ApiQuery(_): ApiQuery<Page>| async { "ok" }));
+        let resp = app
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("answer");
+        let status = resp.status();
+        let content_type = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, content_type, body)
+    }
+
+    /// axum's own rejections answer text/plain, which no client of a
+    /// problem+json API expects (the OpenAPI contract fuzz found them).
+    #[tokio::test]
+    async fn a_path_or_query_parameter_that_does_not_parse_is_a_problem() {
+        for uri in [
+            "/orders/abc",
+            "/orders/99999999999999999999",
+            "/orders?limit=abc",
+        ] {
+            let (status, content_type, body) = answer(uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(content_type, "application/problem+json", "{uri}");
+            assert_eq!(body["status"], 400, "{uri}");
+        }
+        assert_eq!(answer("/orders/7").await.0, StatusCode::OK);
+        assert_eq!(answer("/orders?limit=7").await.0, StatusCode::OK);
+    }
 
     #[test]
     fn control_and_bidi_characters_are_refused_and_named_by_pointer() {

@@ -5,15 +5,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use contracts::{Event, EventType, OrderStatus, Role};
 use platform::consumer::{EventHandler, HandlerError};
+use platform::openapi::{BadParams, Common, NotFound};
 use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::sql;
 use platform::Conn;
-use platform::{ApiError, Db, EventLog, Principal, TokenKeys};
+use platform::{ApiError, ApiPath, ApiQuery, Db, EventLog, Principal, TokenKeys};
 use serde::{Deserialize, Serialize};
 
 pub fn migrations() -> platform::Migrations {
@@ -291,7 +292,7 @@ pub async fn rebuild(db: &Db, log: &EventLog) -> Result<Rebuilt, RebuildError> {
     platform::rebuild::rebuild(Arc::new(StatusView), db, log).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusCheck {
     pub order_id: i64,
@@ -311,8 +312,9 @@ pub struct StatusCheck {
     pub history: Option<Vec<Change>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = StatusChange)]
 pub struct Change {
     pub event_type: String,
     pub event_id: String,
@@ -343,6 +345,15 @@ fn from_row(r: &sql::Row) -> StatusCheck {
     }
 }
 
+/// The status view's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show),
+    modifiers(&Common),
+    tags((name = "status", description = "Every order's status and timeline, built from events"))
+)]
+pub struct StatusApi;
+
 pub fn router(service: StatusService) -> Router {
     Router::new()
         .route("/statusChecks", get(list))
@@ -361,10 +372,12 @@ fn scope(who: &Principal) -> (&'static str, i64) {
 }
 
 /// A page of `/statusChecks`, newest order first.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
     /// Only orders with a smaller id: the last `orderId` of the page before.
     before: Option<i64>,
+    /// Rows per page (1 to 1000, default 100).
     limit: Option<i64>,
 }
 
@@ -376,10 +389,19 @@ fn page_size(asked: Option<i64>) -> i64 {
     asked.unwrap_or(PAGE).clamp(1, MAX_PAGE)
 }
 
+#[utoipa::path(
+    get,
+    path = "/statusChecks",
+    tag = "status",
+    summary = "The orders the caller may see, newest first, a page at a time",
+    security(("bearer" = ["customer", "owner", "rider", "admin"])),
+    params(Page),
+    responses((status = 200, description = "One page", body = Vec<StatusCheck>), BadParams)
+)]
 async fn list(
     State(svc): State<StatusService>,
     who: Principal,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Vec<StatusCheck>>, ApiError> {
     let (filter, id) = scope(&who);
     let rows = sql::query(format!(
@@ -393,10 +415,19 @@ async fn list(
     Ok(Json(rows.iter().map(from_row).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/statusChecks/{orderId}",
+    tag = "status",
+    summary = "One order's status with its timeline",
+    security(("bearer" = ["customer", "owner", "rider", "admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The order's status and history", body = StatusCheck), BadParams, NotFound)
+)]
 async fn show(
     State(svc): State<StatusService>,
     who: Principal,
-    Path(order_id): Path<i64>,
+    ApiPath(order_id): ApiPath<i64>,
 ) -> Result<Json<StatusCheck>, ApiError> {
     let (filter, id) = scope(&who);
     // The row and its history from one snapshot, so that a change

@@ -1,13 +1,16 @@
 //! Store's HTTP API: stores, menus, and the owner's order list.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
+use platform::openapi::{
+    BadBody, BadParams, Common, Conflict, Forbidden, NotFound, Problem, PROBLEM_JSON,
+};
 use platform::sql;
-use platform::{ApiError, JsonBody, Principal};
-use serde::Deserialize;
+use platform::{ApiError, ApiPath, ApiQuery, JsonBody, Principal};
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{StoreAction, StoreOrderStatus};
 use crate::menu::{self, Menu, Store};
@@ -15,6 +18,15 @@ use crate::store_order::{self, ChangeError, StoreOrder, COLUMNS};
 use crate::StoreService;
 
 pub const MAX_PRICE: i64 = 10_000_000;
+
+/// Store's operations, as `/openapi.json` describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(stores, menus, create_menu, show_menu, update_menu, list_orders, show_order, accept, reject, finish, cancel),
+    modifiers(&Common),
+    tags((name = "store", description = "Stores, their menus, and the orders their owners decide on"))
+)]
+pub struct StoreApi;
 
 pub fn router(service: StoreService) -> Router {
     Router::new()
@@ -30,13 +42,22 @@ pub fn router(service: StoreService) -> Router {
         .with_state(service)
 }
 
+#[utoipa::path(
+    get,
+    path = "/stores",
+    tag = "store",
+    summary = "Every store (public)",
+    responses((status = 200, description = "The stores", body = Vec<Store>))
+)]
 async fn stores(State(svc): State<StoreService>) -> Result<Json<Vec<Store>>, ApiError> {
     Ok(Json(menu::stores(&svc.db).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct MenuQuery {
+    /// Only this store's items.
     store_id: Option<i64>,
     /// Exact item name: the first available item so named (how an order by
     /// `menuName` finds its price).
@@ -44,9 +65,17 @@ struct MenuQuery {
 }
 
 /// Menus are public: customers browse before they log in.
+#[utoipa::path(
+    get,
+    path = "/menus",
+    tag = "store",
+    summary = "Menu items (public)",
+    params(MenuQuery),
+    responses((status = 200, description = "The items", body = Vec<Menu>), BadParams)
+)]
 async fn menus(
     State(svc): State<StoreService>,
-    Query(q): Query<MenuQuery>,
+    ApiQuery(q): ApiQuery<MenuQuery>,
 ) -> Result<Json<Vec<Menu>>, ApiError> {
     if let Some(name) = q.name.as_deref() {
         let found = menu::by_name(&svc.db, name.trim()).await?;
@@ -55,9 +84,17 @@ async fn menus(
     Ok(Json(menu::list(&svc.db, q.store_id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/menus/{id}",
+    tag = "store",
+    summary = "One menu item (public)",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses((status = 200, description = "The item", body = Menu), BadParams, NotFound)
+)]
 async fn show_menu(
     State(svc): State<StoreService>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Menu>, ApiError> {
     menu::by_id(&svc.db, id)
         .await?
@@ -65,10 +102,16 @@ async fn show_menu(
         .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new menu item.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Bibimbap", "price": 9000, "available": true}))]
 struct NewMenu {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// KRW, 0 to 10,000,000.
+    #[schema(minimum = 0, maximum = 10_000_000)]
     price: i64,
     /// Only an admin names the store; an owner adds to their own.
     store_id: Option<i64>,
@@ -92,6 +135,15 @@ fn check_menu_fields(name: Option<&str>, price: Option<i64>) -> Result<(), ApiEr
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/menus",
+    tag = "store",
+    summary = "Add a menu item (an owner to their own store; an admin names the store)",
+    security(("bearer" = ["owner", "admin"])),
+    request_body = NewMenu,
+    responses((status = 201, description = "The new item", body = Menu), BadBody, Forbidden)
+)]
 async fn create_menu(
     State(svc): State<StoreService>,
     who: Principal,
@@ -150,18 +202,32 @@ async fn create_menu(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[derive(Debug, Deserialize)]
+/// The fields of a menu item to change; the others stay.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"available": false}))]
 struct MenuChange {
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
+    #[schema(minimum = 0, maximum = 10_000_000)]
     price: Option<i64>,
     available: Option<bool>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/menus/{id}",
+    tag = "store",
+    summary = "Change a menu item of the caller's store (any store for an admin)",
+    security(("bearer" = ["owner", "admin"])),
+    params(("id" = i64, Path, description = "The item's id")),
+    request_body = MenuChange,
+    responses((status = 200, description = "The item as changed", body = Menu), BadParams, BadBody, Forbidden, NotFound)
+)]
 async fn update_menu(
     State(svc): State<StoreService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: JsonBody,
 ) -> Result<Json<Menu>, ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
@@ -196,15 +262,27 @@ async fn update_menu(
         .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OrderQuery {
+    /// Only orders in this kitchen status.
+    #[param(value_type = Option<StoreOrderStatus>)]
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/storeOrders",
+    tag = "store",
+    summary = "The orders of the caller's store (all for an admin)",
+    security(("bearer" = ["owner", "admin"])),
+    params(OrderQuery),
+    responses((status = 200, description = "Newest first", body = Vec<StoreOrder>), BadParams, Forbidden)
+)]
 async fn list_orders(
     State(svc): State<StoreService>,
     who: Principal,
-    Query(q): Query<OrderQuery>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> Result<Json<Vec<StoreOrder>>, ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
     let store = if who.is_admin() {
@@ -249,16 +327,27 @@ async fn visible(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/storeOrders/{orderId}",
+    tag = "store",
+    summary = "One order of the caller's store",
+    security(("bearer" = ["owner", "admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The store's order", body = StoreOrder), BadParams, Forbidden, NotFound)
+)]
 async fn show_order(
     State(svc): State<StoreService>,
     who: Principal,
-    Path(order_id): Path<i64>,
+    ApiPath(order_id): ApiPath<i64>,
 ) -> Result<Json<StoreOrder>, ApiError> {
     Ok(Json(visible(&svc, &who, order_id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Why the store rejects an order.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RejectReason, example = json!({"reason": "sold out"}))]
 struct Reason {
     reason: Option<String>,
 }
@@ -295,39 +384,69 @@ async fn decide(
     Ok(Json(changed))
 }
 
+#[utoipa::path(
+    put,
+    path = "/storeOrders/{orderId}/accept",
+    tag = "store",
+    summary = "Accept an order and start cooking",
+    security(("bearer" = ["owner", "admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The store's order", body = StoreOrder), BadParams, Forbidden, NotFound, Conflict)
+)]
 async fn accept(
     State(svc): State<StoreService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<StoreOrder>, ApiError> {
     decide(svc, who, id, StoreAction::Accept, None).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/storeOrders/{orderId}/finish",
+    tag = "store",
+    summary = "Mark an accepted order cooked",
+    security(("bearer" = ["owner", "admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    responses((status = 200, description = "The store's order", body = StoreOrder), BadParams, Forbidden, NotFound, Conflict)
+)]
 async fn finish(
     State(svc): State<StoreService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<StoreOrder>, ApiError> {
     decide(svc, who, id, StoreAction::Finish, None).await
 }
 
-/// Reject takes an optional JSON body `{"reason": "sold out"}`.
+/// Reject takes an optional JSON body `{"reason": "sold out"}` (or `null`).
+#[utoipa::path(
+    put,
+    path = "/storeOrders/{orderId}/reject",
+    tag = "store",
+    summary = "Reject an order; the payment is refunded",
+    security(("bearer" = ["owner", "admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    request_body(content = Option<Reason>, description = "Optional: why", content_type = "application/json"),
+    responses((status = 200, description = "The store's order", body = StoreOrder), BadParams, BadBody, Forbidden, NotFound, Conflict)
+)]
 async fn reject(
     State(svc): State<StoreService>,
     who: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<StoreOrder>, ApiError> {
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         Reason::default()
     } else {
-        serde_json::from_slice::<Reason>(&body).map_err(|e| {
-            if e.is_syntax() || e.is_eof() {
-                ApiError::bad_request(format!("malformed JSON: {e}"))
-            } else {
-                ApiError::unprocessable(e.to_string())
-            }
-        })?
+        serde_json::from_slice::<Option<Reason>>(&body)
+            .map_err(|e| {
+                if e.is_syntax() || e.is_eof() {
+                    ApiError::bad_request(format!("malformed JSON: {e}"))
+                } else {
+                    ApiError::unprocessable(e.to_string())
+                }
+            })?
+            .unwrap_or_default()
     };
     let reason = reason
         .reason
@@ -343,8 +462,10 @@ async fn reject(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+/// The order service's cancel of an order, with the order's facts.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = StoreCancelRequest)]
 struct CancelRequest {
     store_id: i64,
     customer_id: i64,
@@ -356,15 +477,38 @@ struct CancelRequest {
     actor: String,
 }
 
+/// The store agreed to a cancel.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreCancelled {
+    order_id: i64,
+    /// Always `Cancelled`.
+    cook_status: StoreOrderStatus,
+}
+
 /// The order service's cancel, when it runs as its own process: the store
 /// decides whether the cancel or the owner's decision came first. Only the
 /// platform itself (an admin token) may call it.
+#[utoipa::path(
+    put,
+    path = "/storeOrders/{orderId}/cancel",
+    tag = "store",
+    summary = "Cancel an order before the store decided (the platform itself only)",
+    security(("bearer" = ["admin"])),
+    params(("orderId" = i64, Path, description = "The order's id")),
+    request_body = CancelRequest,
+    responses(
+        (status = 200, description = "Cancelled", body = StoreCancelled),
+        (status = 409, description = "The store decided first; the body names its decision", body = Problem, content_type = PROBLEM_JSON),
+        BadParams, BadBody, Forbidden
+    )
+)]
 async fn cancel(
     State(svc): State<StoreService>,
     who: Principal,
-    Path(order_id): Path<i64>,
+    ApiPath(order_id): ApiPath<i64>,
     body: platform::JsonBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<StoreCancelled>, ApiError> {
     who.require(&[Role::Admin])?;
     let req: CancelRequest = body.parse()?;
     let facts = contracts::event::OrderFacts {
@@ -378,9 +522,10 @@ async fn cancel(
         correlation_id: req.correlation_id,
     };
     match svc.cancel(facts, req.actor).await? {
-        Ok(()) => Ok(Json(
-            serde_json::json!({"orderId": order_id, "cookStatus": "Cancelled"}),
-        )),
+        Ok(()) => Ok(Json(StoreCancelled {
+            order_id,
+            cook_status: StoreOrderStatus::Cancelled,
+        })),
         Err(status) => Err(ApiError::conflict(
             format!("the store already decided: {}", status.as_str()),
             status.order_status().as_str(),

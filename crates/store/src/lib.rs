@@ -14,7 +14,7 @@ use platform::sql;
 use platform::{Db, TokenKeys};
 
 pub use events::StoreEvents;
-pub use http::router;
+pub use http::{router, StoreApi};
 
 pub fn migrations() -> platform::Migrations {
     platform::Migrations {

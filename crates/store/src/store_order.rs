@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, IllegalStoreTransition, StoreAction, StoreOrderStatus};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreOrder {
     pub order_id: i64,

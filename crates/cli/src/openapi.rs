@@ -1,0 +1,162 @@
+//! The OpenAPI descriptions each shape serves at `/openapi.json`: one
+//! service's own in the distributed shape, every service's merged at the
+//! gateway and in the all-in-one, and printed by `hanwha-delivery openapi`.
+
+use serde_json::{json, Value};
+use utoipa::openapi::OpenApi;
+use utoipa::OpenApi as _;
+
+use crate::serve::Service;
+
+/// What every process serves besides its service's own operations.
+fn process_basics() -> Vec<OpenApi> {
+    vec![
+        platform::actuator::ActuatorApi::openapi(),
+        platform::metrics::MetricsApi::openapi(),
+    ]
+}
+
+/// One service's operations, without the process's basics.
+fn operations(service: Service) -> Vec<OpenApi> {
+    let own = match service {
+        Service::Gateway => return Vec::new(),
+        Service::Identity => return vec![identity::IdentityApi::openapi()],
+        Service::Order => order::OrderApi::openapi(),
+        Service::Payment => payment::PaymentApi::openapi(),
+        Service::Store => store::StoreApi::openapi(),
+        Service::Delivery => delivery::DeliveryApi::openapi(),
+        Service::Status => status::StatusApi::openapi(),
+        Service::Notification => notification::NotificationApi::openapi(),
+    };
+    // Every service but identity consumes events and mounts its dead letters.
+    vec![own, platform::admin::DeadLetterApi::openapi()]
+}
+
+/// What `hanwha-delivery serve SERVICE` serves.
+pub fn for_service(service: Service) -> Value {
+    let title = format!("Hanwha Delivery: {}", service.name());
+    let doc = platform::openapi::merge(
+        &title,
+        operations(service).into_iter().chain(process_basics()),
+    );
+    serde_json::to_value(doc).unwrap_or(Value::Null)
+}
+
+/// Every operation of the platform: the all-in-one's, which also serves
+/// the event log.
+pub fn all_in_one() -> Value {
+    let mut doc = services();
+    doc.merge(crate::events_api::EventsApi::openapi());
+    with_links(doc)
+}
+
+/// Every service's operations behind the gateway of a fleet.
+pub fn gateway() -> Value {
+    with_links(services())
+}
+
+fn services() -> OpenApi {
+    let services = Service::ALL.into_iter().flat_map(operations);
+    platform::openapi::merge("Hanwha Delivery", services.chain(process_basics()))
+}
+
+/// The description as JSON with links that say what a client can do next
+/// with a new order or menu item, across services (so a fuzzer follows an
+/// order through its life): the answer's `id` is the next steps' parameter.
+/// Added to the JSON because utoipa 5 writes a link's `operationId` as
+/// `operation_id`.
+fn with_links(doc: OpenApi) -> Value {
+    const ORDER_STEPS: [(&str, &str); 12] = [
+        ("order.show", "id"),
+        ("order.cancel", "id"),
+        ("order.confirm", "id"),
+        ("payment.show", "orderId"),
+        ("store.show_order", "orderId"),
+        ("store.accept", "orderId"),
+        ("store.reject", "orderId"),
+        ("store.finish", "orderId"),
+        ("delivery.show", "orderId"),
+        ("delivery.pickup", "orderId"),
+        ("delivery.complete", "orderId"),
+        ("status.show", "orderId"),
+    ];
+    const MENU_STEPS: [(&str, &str); 2] = [("store.show_menu", "id"), ("store.update_menu", "id")];
+    let mut doc = serde_json::to_value(doc).unwrap_or(Value::Null);
+    for (path, targets) in [("/orders", &ORDER_STEPS[..]), ("/menus", &MENU_STEPS[..])] {
+        let Some(answer) = doc
+            .pointer_mut(&format!(
+                "/paths/{}/post/responses/201",
+                path.replace('/', "~1")
+            ))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let links: serde_json::Map<String, Value> = targets
+            .iter()
+            .map(|(operation_id, parameter)| {
+                (
+                    operation_id.replace('.', "_"),
+                    json!({"operationId": operation_id, "parameters": {*parameter: "$response.body#/id"}}),
+                )
+            })
+            .collect();
+        answer.insert("links".into(), Value::Object(links));
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(doc: &Value) -> Vec<String> {
+        doc["paths"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_service_describes_its_own_operations_and_the_gateway_all_of_them() {
+        let order = paths(&for_service(Service::Order));
+        assert!(order.contains(&"/orders/{id}/cancel".to_string()));
+        assert!(order.contains(&"/actuator/health".to_string()));
+        assert!(order.contains(&"/admin/deadLetters/{consumer}".to_string()));
+        assert!(!order.iter().any(|p| p.starts_with("/menus")));
+        let identity = paths(&for_service(Service::Identity));
+        assert!(identity.contains(&"/auth/login".to_string()));
+        // Identity consumes no events: no dead letters.
+        assert!(!identity.iter().any(|p| p.starts_with("/admin/")));
+
+        let gateway = paths(&gateway());
+        for service in Service::ALL {
+            for path in paths(&for_service(service)) {
+                assert!(gateway.contains(&path), "{path} of {}", service.name());
+            }
+        }
+        // The event log is the all-in-one's own.
+        assert!(!gateway.contains(&"/events".to_string()));
+        assert!(paths(&all_in_one()).contains(&"/events".to_string()));
+    }
+
+    #[test]
+    fn links_name_operations_that_exist() {
+        let doc = all_in_one();
+        let ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|p| p.values())
+            .flat_map(|item| item.as_object().into_iter().flat_map(|ops| ops.values()))
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let links = doc["paths"]["/orders"]["post"]["responses"]["201"]["links"]
+            .as_object()
+            .expect("links from a new order");
+        assert_eq!(links.len(), 12);
+        for link in links.values() {
+            let target = link["operationId"].as_str().expect("operationId");
+            assert!(ids.contains(&target), "{target}");
+        }
+    }
+}
