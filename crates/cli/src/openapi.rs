@@ -52,7 +52,33 @@ pub fn all_in_one() -> Value {
 
 /// Every service's operations behind the gateway of a fleet.
 pub fn gateway() -> Value {
-    with_links(services())
+    let mut doc = services();
+    doc.paths.paths.retain(|path, item| {
+        let operations = [
+            (axum::http::Method::GET, &mut item.get),
+            (axum::http::Method::PUT, &mut item.put),
+            (axum::http::Method::POST, &mut item.post),
+            (axum::http::Method::DELETE, &mut item.delete),
+            (axum::http::Method::PATCH, &mut item.patch),
+        ];
+        let mut kept = 0;
+        for (method, operation) in operations {
+            if operation.is_some() && !routed_by_the_gateway(&method, path) {
+                *operation = None;
+            }
+            kept += usize::from(operation.is_some());
+        }
+        kept > 0
+    });
+    with_links(doc)
+}
+
+/// The gateway forwards neither the operators' operations (marking a
+/// process down, metrics: the management listener's) nor the endpoints
+/// only Order may call; its description says what it really serves.
+fn routed_by_the_gateway(method: &axum::http::Method, path: &str) -> bool {
+    let operator = matches!(path, "/actuator/down" | "/actuator/up" | "/metrics");
+    !operator && !gateway::front_door::internal_only(method, path)
 }
 
 fn services() -> OpenApi {
@@ -129,14 +155,32 @@ mod tests {
         // Identity consumes no events: no dead letters.
         assert!(!identity.iter().any(|p| p.starts_with("/admin/")));
 
-        let gateway = paths(&gateway());
+        let door = gateway();
         for service in Service::ALL {
-            for path in paths(&for_service(service)) {
-                assert!(gateway.contains(&path), "{path} of {}", service.name());
+            let own = for_service(service);
+            for path in paths(&own) {
+                for method in ["get", "put", "post", "delete", "patch"] {
+                    if own["paths"][&path][method].is_null() {
+                        continue;
+                    }
+                    let parsed: axum::http::Method = method.to_uppercase().parse().expect("method");
+                    assert_eq!(
+                        door["paths"][&path][method].is_object(),
+                        routed_by_the_gateway(&parsed, &path),
+                        "{method} {path} of {}",
+                        service.name()
+                    );
+                }
             }
         }
+        // Order's own calls are not the public's: not described at the door.
+        assert!(door["paths"]["/payments"]["post"].is_null());
+        assert!(door["paths"]["/payments"]["get"].is_object());
+        assert!(door["paths"]["/storeOrders/{orderId}/cancel"].is_null());
+        assert!(door["paths"]["/actuator/down"].is_null());
+        assert!(door["paths"]["/actuator/health"].is_object());
         // The event log is the all-in-one's own.
-        assert!(!gateway.contains(&"/events".to_string()));
+        assert!(!paths(&door).contains(&"/events".to_string()));
         assert!(paths(&all_in_one()).contains(&"/events".to_string()));
     }
 

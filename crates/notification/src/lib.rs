@@ -19,7 +19,7 @@ use contracts::{Event, EventType, Role};
 use futures::Stream;
 use platform::consumer::{EventHandler, HandlerError};
 use platform::live_streams::LiveStreams;
-use platform::openapi::{BadParams, Common};
+use platform::openapi::{BadParams, Common, TooMany};
 use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::sql;
 use platform::Conn;
@@ -336,7 +336,7 @@ async fn list(
         After,
         ("Last-Event-ID" = Option<i64>, Header, description = "The last id seen: resume after it"),
     ),
-    responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String), BadParams)
+    responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String), BadParams, TooMany)
 )]
 async fn stream(
     State(svc): State<NotificationService>,

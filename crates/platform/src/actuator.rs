@@ -55,12 +55,10 @@ struct Readiness {
 }
 
 /// Which process answered.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // Only described: `echo` writes the same members.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Echo {
     service: String,
-    host: String,
     instance_id: String,
 }
 
@@ -273,19 +271,20 @@ async fn ready(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
     summary = "Which process answered",
     responses((status = 200, description = "This process", body = Echo))
 )]
-async fn echo(State(a): State<Actuator>) -> Json<Value> {
-    Json(json!({
-        "service": a.inner.service,
-        "instanceId": a.inner.instance_id,
-    }))
+async fn echo(State(a): State<Actuator>) -> Json<Echo> {
+    Json(Echo {
+        service: a.inner.service.clone(),
+        instance_id: a.inner.instance_id.clone(),
+    })
 }
 
 #[utoipa::path(
     put,
     path = "/actuator/down",
     tag = "actuator",
-    summary = "Mark this process down, for failover drills",
-    responses((status = 200, description = "Marked down", body = Marked))
+    summary = "Mark this process down, for failover drills (an admin, or the management listener without a token)",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "Marked down", body = Marked), crate::openapi::Forbidden)
 )]
 async fn down(State(a): State<Actuator>) -> Json<Value> {
     a.inner.healthy.store(false, Ordering::SeqCst);
@@ -296,8 +295,9 @@ async fn down(State(a): State<Actuator>) -> Json<Value> {
     put,
     path = "/actuator/up",
     tag = "actuator",
-    summary = "Mark this process up again",
-    responses((status = 200, description = "Marked up", body = Marked))
+    summary = "Mark this process up again (an admin, or the management listener without a token)",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "Marked up", body = Marked), crate::openapi::Forbidden)
 )]
 async fn up(State(a): State<Actuator>) -> Json<Value> {
     a.inner.healthy.store(true, Ordering::SeqCst);

@@ -163,8 +163,9 @@ pub struct MetricsApi;
     get,
     path = "/metrics",
     tag = "metrics",
-    summary = "Request counts and latencies per route, outbox backlog, consumer lag, circuit states",
-    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+    summary = "Request counts and latencies per route, outbox backlog, consumer lag, circuit states (an admin, or the management listener without a token)",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"), crate::openapi::Forbidden)
 )]
 async fn scrape(State(m): State<Metrics>) -> Response {
     (

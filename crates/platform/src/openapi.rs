@@ -103,6 +103,9 @@ problems! {
     NotFound => [("404", "Not found, or not the caller's to see")];
     /// The change does not apply to the resource's current status.
     Conflict => [("409", "Not allowed in the resource's current status")];
+    /// The caller has too many at once (live streams) or failed too often
+    /// (logins); `Retry-After` says when to try again.
+    TooMany => [("429", "Too many at once, or too many failures; see `Retry-After`")];
 }
 
 /// What every description shares: the problem schema, the bearer scheme,
@@ -128,7 +131,8 @@ impl utoipa::Modify for Common {
                     .build(),
             ),
         );
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let has_parameters = path.contains('{');
             for op in [
                 &mut item.get,
                 &mut item.put,
@@ -140,7 +144,7 @@ impl utoipa::Modify for Common {
             .flatten()
             {
                 qualify_id(op);
-                add_common_answers(op);
+                add_common_answers(op, has_parameters);
             }
         }
     }
@@ -158,7 +162,7 @@ fn qualify_id(op: &mut Operation) {
     }
 }
 
-fn add_common_answers(op: &mut Operation) {
+fn add_common_answers(op: &mut Operation, has_parameters: bool) {
     let secured = op
         .security
         .as_ref()
@@ -168,6 +172,13 @@ fn add_common_answers(op: &mut Operation) {
         answers
             .entry("401".into())
             .or_insert_with(|| problem("No token, or an invalid or expired one"));
+    }
+    if has_parameters {
+        // The front door refuses a path parameter that would change the
+        // path's meaning (`..`, an encoded slash, a control character).
+        answers.entry("400".into()).or_insert_with(|| {
+            problem("A path parameter holding a dot segment, a slash, a backslash or a control character")
+        });
     }
     answers
         .entry("500".into())
