@@ -1,19 +1,26 @@
 //! Users and login: customers, store owners, riders and admins log in here
 //! and get a signed token that every other service checks by itself.
 
+pub mod accounts;
 mod hashing;
+mod http;
+pub mod sessions;
+pub mod throttle;
+
+use std::sync::{Arc, OnceLock};
 
 pub use hashing::Hashing;
+pub use http::router;
+pub use throttle::TrustedProxies;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::{FromRef, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::extract::FromRef;
 use contracts::Role;
+use platform::auth::ACCESS_TOKEN_TTL_SECS;
 use platform::sql;
-use platform::{ApiError, ApiJson, Db, Principal, TokenKeys};
-use serde::{Deserialize, Serialize};
+use platform::{ApiError, Db, TokenKeys};
+use throttle::LoginThrottle;
 
 pub fn migrations() -> platform::Migrations {
     platform::Migrations {
@@ -28,6 +35,11 @@ pub struct Identity {
     pub db: Db,
     pub keys: TokenKeys,
     pub hashing: Hashing,
+    pub throttle: LoginThrottle,
+    pub trusted_proxies: TrustedProxies,
+    /// A hash of no one's password: an unknown username is checked against
+    /// it, so that it costs what a known one costs.
+    dummy_hash: Arc<OnceLock<String>>,
 }
 
 impl Identity {
@@ -36,13 +48,89 @@ impl Identity {
             db,
             keys,
             hashing: Hashing::for_this_machine(),
+            throttle: LoginThrottle::default(),
+            trusted_proxies: TrustedProxies::default(),
+            dummy_hash: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Identity as a service starts: the accounts disabled within the life
+    /// of a token go back on the deny-list, which lives in memory.
+    pub async fn start(
+        db: Db,
+        keys: TokenKeys,
+        trusted_proxies: TrustedProxies,
+    ) -> Result<Identity, ApiError> {
+        let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
+        for (user, at_ms) in accounts::disabled_since(&db, since).await? {
+            keys.revocations()
+                .revoke(user, at_ms / 1000, ACCESS_TOKEN_TTL_SECS + 60);
+        }
+        Ok(Identity {
+            trusted_proxies,
+            ..Identity::new(db, keys)
+        })
+    }
+
+    /// Hashes a new password on the bounded pool.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.hashing.run(move || hash_password(&password)).await?
+    }
+
+    /// Checks a password against a stored hash, or against the dummy hash
+    /// when there is no account, on the bounded pool.
+    pub async fn check_password(
+        &self,
+        stored: Option<String>,
+        password: String,
+    ) -> Result<bool, ApiError> {
+        let dummy = self.dummy_hash.clone();
+        self.hashing
+            .run(move || {
+                let known = stored.is_some();
+                let hash = stored.unwrap_or_else(|| {
+                    dummy
+                        .get_or_init(|| {
+                            hash_password(&uuid::Uuid::new_v4().to_string())
+                                .unwrap_or_default()
+                        })
+                        .clone()
+                });
+                let matches = PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false);
+                known && matches
+            })
+            .await
+    }
+
+    /// Disables an account now: its sessions end and, in this process,
+    /// its access tokens are refused at once.
+    pub async fn disable(&self, user_id: i64) -> Result<bool, ApiError> {
+        let now = platform::clock::now_ms();
+        let found = accounts::disable(&self.db, user_id, now).await?;
+        if found {
+            self.keys
+                .revocations()
+                .revoke(user_id, now / 1000, ACCESS_TOKEN_TTL_SECS + 60);
+        }
+        Ok(found)
     }
 }
 
 impl FromRef<Identity> for TokenKeys {
     fn from_ref(s: &Identity) -> TokenKeys {
         s.keys.clone()
+    }
+}
+
+impl FromRef<Identity> for TrustedProxies {
+    fn from_ref(s: &Identity) -> TrustedProxies {
+        s.trusted_proxies.clone()
     }
 }
 
@@ -96,13 +184,10 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::internal(format!("cannot hash password: {e}")))
 }
 
-/// Creates the demo accounts unless users exist already.
-pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
-    let count: i64 = sql::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(db)
-        .await?;
-    if count > 0 {
-        return Ok(());
+/// Creates the demo accounts unless users exist already; true if it did.
+pub async fn seed_demo(db: &Db) -> Result<bool, ApiError> {
+    if accounts::count(db).await? > 0 {
+        return Ok(false);
     }
     let hashes = futures::future::try_join_all(DEMO_USERS.iter().map(|u| {
         let name = u.username;
@@ -128,160 +213,7 @@ pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
             Ok::<_, ApiError>(())
         })
     })
-    .await
+    .await?;
+    Ok(true)
 }
 
-pub fn router(identity: Identity) -> Router {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/register", post(register))
-        .route("/auth/me", get(me))
-        .with_state(identity)
-}
-
-#[derive(Debug, Deserialize)]
-struct LoginRequest {
-    username: String,
-    password: String,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LoginResponse {
-    token: String,
-    user_id: i64,
-    username: String,
-    role: Role,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    store_id: Option<i64>,
-}
-
-async fn login(
-    State(id): State<Identity>,
-    ApiJson(req): ApiJson<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
-    let row = sql::query("SELECT id, password_hash, role, store_id FROM users WHERE username = ?")
-        .bind(&req.username)
-        .fetch_optional(&id.db)
-        .await?;
-    let refused = || ApiError::unauthorized("wrong username or password");
-    let Some(row) = row else {
-        return Err(refused());
-    };
-    let hash: String = row.get(1);
-    let password = req.password;
-    let ok = id
-        .hashing
-        .run(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await?;
-    if !ok {
-        return Err(refused());
-    }
-    let role_name: String = row.get(2);
-    let role = Role::parse(&role_name).ok_or_else(|| ApiError::internal("unknown role stored"))?;
-    let principal = Principal {
-        user_id: row.get(0),
-        username: req.username,
-        role,
-        store_id: row.get(3),
-    };
-    let token = id.keys.issue(&principal)?;
-    Ok(Json(LoginResponse {
-        token,
-        user_id: principal.user_id,
-        username: principal.username,
-        role,
-        store_id: principal.store_id,
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Registration {
-    username: String,
-    password: String,
-}
-
-/// Customers sign up themselves; owners, riders and admins are created by
-/// the platform.
-async fn register(
-    State(id): State<Identity>,
-    ApiJson(req): ApiJson<Registration>,
-) -> Result<(axum::http::StatusCode, Json<LoginResponse>), ApiError> {
-    let username = req.username.trim().to_lowercase();
-    let valid_name = (3..=32).contains(&username.len())
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid_name {
-        return Err(ApiError::unprocessable(
-            "username must be 3 to 32 letters, digits, '_' or '-'",
-        ));
-    }
-    if req.password.chars().count() < 8 || req.password.len() > 200 {
-        return Err(ApiError::unprocessable(
-            "password must be 8 to 200 characters",
-        ));
-    }
-    let password = req.password;
-    let hash = id.hashing.run(move || hash_password(&password)).await??;
-    let name = username.clone();
-    let user_id = id
-        .db
-        .write(move |conn| {
-            Box::pin(async move {
-                let insert = sql::insert_ignoring_duplicates(
-                    conn.backend(),
-                    "INSERT INTO users (username, password_hash, role) VALUES (?, ?, 'customer')",
-                    "(username)",
-                );
-                let inserted: Option<i64> = sql::query_scalar(format!("{insert} RETURNING id"))
-                    .bind(&name)
-                    .bind(hash)
-                    .fetch_optional(conn)
-                    .await?;
-                inserted.ok_or_else(|| {
-                    ApiError::new(
-                        axum::http::StatusCode::CONFLICT,
-                        "Conflict",
-                        format!("the username {name} is taken"),
-                    )
-                })
-            })
-        })
-        .await?;
-    let principal = Principal {
-        user_id,
-        username,
-        role: Role::Customer,
-        store_id: None,
-    };
-    let token = id.keys.issue(&principal)?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(LoginResponse {
-            token,
-            user_id,
-            username: principal.username,
-            role: Role::Customer,
-            store_id: None,
-        }),
-    ))
-}
-
-async fn me(who: Principal) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "userId": who.user_id,
-        "username": who.username,
-        "role": who.role,
-        "storeId": who.store_id,
-    }))
-}

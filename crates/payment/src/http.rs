@@ -9,7 +9,8 @@ use contracts::event::OrderFacts;
 use contracts::Role;
 use platform::deadline::Deadline;
 use platform::sql;
-use platform::{ApiError, JsonBody, Principal};
+use platform::service_auth::PAYMENT_CHARGE;
+use platform::{ApiError, JsonBody, Principal, ServiceCaller};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -37,15 +38,16 @@ struct PayRequest {
     card: Option<String>,
 }
 
-/// Only the platform itself (an admin token, as the order service holds in
-/// the distributed shape) may charge: the amount here is trusted.
+/// Only the order service may charge (its service token with the
+/// `payment:charge` scope): the amount here is trusted. A user's token, even
+/// an admin's, is refused.
 async fn pay(
     State(svc): State<PaymentService>,
-    who: Principal,
+    caller: ServiceCaller,
     deadline: Deadline,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Payment>), ApiError> {
-    who.require(&[Role::Admin])?;
+    caller.require(PAYMENT_CHARGE)?;
     let req: PayRequest = body.parse()?;
     if req.price < 0 || req.qty < 1 {
         return Err(ApiError::unprocessable("price must be >= 0 and qty >= 1"));
@@ -60,7 +62,9 @@ async fn pay(
         customer_id: req.customer_id,
         correlation_id: req.correlation_id.unwrap_or_else(Uuid::now_v7),
     };
-    let payment = svc.pay(facts, req.card, who.actor(), deadline).await?;
+    let payment = svc
+        .pay(facts, req.card, Principal::system().actor(), deadline)
+        .await?;
     Ok((StatusCode::CREATED, Json(payment)))
 }
 

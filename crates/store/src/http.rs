@@ -358,14 +358,15 @@ struct CancelRequest {
 
 /// The order service's cancel, when it runs as its own process: the store
 /// decides whether the cancel or the owner's decision came first. Only the
-/// platform itself (an admin token) may call it.
+/// order service may call it (its service token with the
+/// `store-order:cancel` scope); a user's token, even an admin's, is refused.
 async fn cancel(
     State(svc): State<StoreService>,
-    who: Principal,
+    caller: platform::ServiceCaller,
     Path(order_id): Path<i64>,
     body: platform::JsonBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    who.require(&[Role::Admin])?;
+    caller.require(platform::service_auth::STORE_ORDER_CANCEL)?;
     let req: CancelRequest = body.parse()?;
     let facts = contracts::event::OrderFacts {
         order_id,

@@ -1,0 +1,335 @@
+//! Identity's HTTP API: login and sessions, the user's own password, the
+//! admins' management of accounts, and the public keys of the tokens.
+
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use contracts::Role;
+use platform::auth::ACCESS_TOKEN_TTL_SECS;
+use platform::{ApiError, ApiJson, Principal};
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{self, Account};
+use crate::sessions;
+use crate::throttle::{Attempt, ClientAddress};
+use crate::Identity;
+
+pub fn router(identity: Identity) -> Router {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/register", post(register))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/password", put(change_own_password))
+        .route("/auth/users", get(list_users).post(create_user))
+        .route("/auth/users/{id}/disable", put(disable_user))
+        .route("/auth/users/{id}/password", put(reset_password))
+        .route("/.well-known/jwks.json", get(jwks))
+        .with_state(identity)
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginResponse {
+    /// The access token (15 minutes).
+    token: String,
+    /// Trades for the next access token at `POST /auth/refresh`, once.
+    refresh_token: String,
+    /// Seconds the access token is valid.
+    expires_in: i64,
+    user_id: i64,
+    username: String,
+    role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_id: Option<i64>,
+}
+
+/// A new access token and session for an account.
+async fn session_for(id: &Identity, account: &Account) -> Result<LoginResponse, ApiError> {
+    let principal = Principal {
+        user_id: account.id,
+        username: account.username.clone(),
+        role: account.role,
+        store_id: account.store_id,
+    };
+    let token = id.keys.issue(&principal)?;
+    let refresh_token = sessions::start(&id.db, account.id).await?;
+    Ok(LoginResponse {
+        token,
+        refresh_token,
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+        user_id: account.id,
+        username: principal.username,
+        role: account.role,
+        store_id: account.store_id,
+    })
+}
+
+async fn login(
+    State(id): State<Identity>,
+    ClientAddress(address): ClientAddress,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let mut attempt = vec![Attempt::Account(req.username.to_lowercase())];
+    attempt.extend(address.map(Attempt::Address));
+    id.throttle.check(&attempt, Instant::now())?;
+    let account = accounts::by_name(&id.db, &req.username).await?;
+    let ok = id
+        .check_password(account.as_ref().map(|a| a.password_hash.clone()), req.password)
+        .await?;
+    let account = match account {
+        Some(account) if ok => account,
+        _ => {
+            id.throttle.failed(&attempt, Instant::now());
+            return Err(ApiError::unauthorized("wrong username or password"));
+        }
+    };
+    if account.disabled {
+        return Err(ApiError::forbidden("this account is disabled"));
+    }
+    id.throttle.succeeded(&attempt[0]);
+    Ok(Json(session_for(&id, &account).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    username: String,
+    password: String,
+}
+
+/// Customers sign up themselves; owners, riders and admins are created by
+/// an admin (`POST /auth/users`) or the `users add` command.
+async fn register(
+    State(id): State<Identity>,
+    ApiJson(req): ApiJson<Registration>,
+) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
+    let username = accounts::normalize_username(&req.username)?;
+    accounts::check_password(&req.password)?;
+    let hash = id.hash(req.password).await?;
+    let user_id = accounts::create(&id.db, username.clone(), hash.clone(), Role::Customer, None).await?;
+    let account = Account {
+        id: user_id,
+        username,
+        password_hash: hash,
+        role: Role::Customer,
+        store_id: None,
+        disabled: false,
+    };
+    Ok((StatusCode::CREATED, Json(session_for(&id, &account).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Trades a refresh token for a new access token and a new refresh token;
+/// the old one is spent.
+async fn refresh(
+    State(id): State<Identity>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let expired = || ApiError::unauthorized("session expired; log in again");
+    let (user_id, next) = sessions::rotate(&id.db, &req.refresh_token)
+        .await?
+        .ok_or_else(expired)?;
+    let account = accounts::by_id(&id.db, user_id)
+        .await?
+        .filter(|a| !a.disabled)
+        .ok_or_else(expired)?;
+    let principal = Principal {
+        user_id,
+        username: account.username.clone(),
+        role: account.role,
+        store_id: account.store_id,
+    };
+    Ok(Json(LoginResponse {
+        token: id.keys.issue(&principal)?,
+        refresh_token: next,
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+        user_id,
+        username: account.username,
+        role: account.role,
+        store_id: account.store_id,
+    }))
+}
+
+/// Ends the session of the refresh token; the access token the client
+/// drops lapses within its 15 minutes.
+async fn logout(
+    State(id): State<Identity>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    sessions::end(&id.db, &req.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(who: Principal) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "userId": who.user_id,
+        "username": who.username,
+        "role": who.role,
+        "storeId": who.store_id,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PasswordChange {
+    old_password: String,
+    new_password: String,
+}
+
+/// A user changes their own password, proving the old one; every other
+/// session of theirs ends, and this one goes on with a new session.
+async fn change_own_password(
+    State(id): State<Identity>,
+    who: Principal,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    accounts::check_password(&req.new_password)?;
+    let attempt = [Attempt::Account(who.username.to_lowercase())];
+    id.throttle.check(&attempt, Instant::now())?;
+    let account = accounts::by_id(&id.db, who.user_id)
+        .await?
+        .filter(|a| !a.disabled)
+        .ok_or_else(|| ApiError::unauthorized("this account is disabled"))?;
+    if !id
+        .check_password(Some(account.password_hash.clone()), req.old_password)
+        .await?
+    {
+        id.throttle.failed(&attempt, Instant::now());
+        return Err(ApiError::unprocessable("the current password is wrong"));
+    }
+    let hash = id.hash(req.new_password).await?;
+    accounts::set_password(&id.db, account.id, hash).await?;
+    Ok(Json(session_for(&id, &account).await?))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView {
+    id: i64,
+    username: String,
+    role: Role,
+    store_id: Option<i64>,
+    disabled: bool,
+}
+
+impl From<Account> for UserView {
+    fn from(a: Account) -> UserView {
+        UserView {
+            id: a.id,
+            username: a.username,
+            role: a.role,
+            store_id: a.store_id,
+            disabled: a.disabled,
+        }
+    }
+}
+
+async fn list_users(
+    State(id): State<Identity>,
+    who: Principal,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    who.require(&[Role::Admin])?;
+    let users = accounts::list(&id.db).await?;
+    Ok(Json(users.into_iter().map(UserView::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    role: Role,
+    /// An owner's store: an existing store's id (the store itself lives in
+    /// the store service).
+    store_id: Option<i64>,
+}
+
+/// An admin creates an owner (with their store), a rider, an admin or a
+/// customer.
+async fn create_user(
+    State(id): State<Identity>,
+    who: Principal,
+    ApiJson(req): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    who.require(&[Role::Admin])?;
+    let username = accounts::normalize_username(&req.username)?;
+    accounts::check_password(&req.password)?;
+    accounts::check_store(req.role, req.store_id)?;
+    let hash = id.hash(req.password).await?;
+    let user_id = accounts::create(&id.db, username.clone(), hash, req.role, req.store_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserView {
+            id: user_id,
+            username,
+            role: req.role,
+            store_id: req.store_id,
+            disabled: false,
+        }),
+    ))
+}
+
+/// An admin disables an account: its sessions end and its access tokens
+/// are refused from now on.
+async fn disable_user(
+    State(id): State<Identity>,
+    who: Principal,
+    Path(user_id): Path<i64>,
+) -> Result<Json<UserView>, ApiError> {
+    who.require(&[Role::Admin])?;
+    if user_id == who.user_id {
+        return Err(ApiError::unprocessable(
+            "an admin cannot disable their own account",
+        ));
+    }
+    if !id.disable(user_id).await? {
+        return Err(ApiError::not_found(format!("no user {user_id}")));
+    }
+    let account = accounts::by_id(&id.db, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {user_id}")))?;
+    Ok(Json(account.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+/// An admin sets another account's password; its sessions end.
+async fn reset_password(
+    State(id): State<Identity>,
+    who: Principal,
+    Path(user_id): Path<i64>,
+    ApiJson(req): ApiJson<NewPassword>,
+) -> Result<StatusCode, ApiError> {
+    who.require(&[Role::Admin])?;
+    accounts::check_password(&req.password)?;
+    let hash = id.hash(req.password).await?;
+    if !accounts::set_password(&id.db, user_id, hash).await? {
+        return Err(ApiError::not_found(format!("no user {user_id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public keys of the tokens (RFC 7517), for verifiers.
+async fn jwks(State(id): State<Identity>) -> Json<serde_json::Value> {
+    Json(id.keys.jwks())
+}
