@@ -157,6 +157,8 @@ pub struct Common {
     pub order: order::OrderConfig,
     pub sweep_every: Duration,
     pub seed_demo: bool,
+    pub keys: crate::keys::KeyArgs,
+    pub trusted_proxies: identity::TrustedProxies,
     /// How long expired rows are kept (`HANWHA_RETENTION_*`).
     pub retention: platform::retention::Periods,
 }
@@ -222,12 +224,16 @@ async fn listen_until_shutdown(
     actuator.set_ready(true);
     println!("{}", banner(addr));
     let draining = actuator.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal.await;
-            draining.set_ready(false);
-        })
-        .await?;
+    // The peer address counts for login throttling.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal.await;
+        draining.set_ready(false);
+    })
+    .await?;
     Ok(())
 }
 
@@ -284,11 +290,10 @@ pub async fn run(
         return run_gateway(args, shutdown_signal).await;
     }
     let name = args.service.name();
-    let secret = std::env::var("HANWHA_TOKEN_SECRET").unwrap_or_default();
-    if secret.is_empty() {
-        anyhow::bail!("HANWHA_TOKEN_SECRET must be set: every service of a fleet checks tokens with the same secret");
-    }
-    let keys = TokenKeys::from_secret(secret.as_bytes());
+    let keys: TokenKeys = match args.service {
+        Service::Identity => common.keys.identity()?,
+        _ => common.keys.verifier(name)?,
+    };
     std::fs::create_dir_all(&common.data_dir)?;
     let location: Location = match &args.database_url {
         Some(url) => url.parse()?,
@@ -317,16 +322,26 @@ pub async fn run(
     let mut consumer: Option<Arc<dyn EventHandler>> = None;
     let metrics = Metrics::new(name).context("metrics")?;
 
+    let mut notes: Vec<String> = Vec::new();
     let router: Router = match args.service {
         Service::Gateway | Service::Identity => {
-            if common.seed_demo {
-                identity::seed_demo(&db)
+            let seeded = common.seed_demo
+                && identity::seed_demo(&db)
                     .await
                     .map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
-            }
-            identity::router(identity::Identity::new(db.clone(), keys.clone()))
+            let target = match &args.database_url {
+                Some(url) => format!("--database-url {url}"),
+                None => format!("--data-dir {}", common.data_dir.display()),
+            };
+            notes = crate::first_start::account_notes(&db, seeded, &target).await?;
+            identity::router(
+                identity::Identity::start(db.clone(), keys.clone(), common.trusted_proxies.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?,
+            )
         }
         Service::Order => {
+            let signer = common.keys.service_signer(name)?;
             let peer_config = PeerConfig {
                 deadline: Duration::from_millis(args.call_deadline_ms),
                 ..PeerConfig::default()
@@ -351,11 +366,11 @@ pub async fn run(
                 outbox: outbox.clone(),
                 payment: Arc::new(HttpPayment {
                     peer: payment_peer,
-                    keys: keys.clone(),
+                    signer: signer.clone(),
                 }),
                 store: Arc::new(HttpStore {
                     peer: store_peer,
-                    keys: keys.clone(),
+                    signer,
                 }),
                 config: common.order.clone(),
             };
@@ -513,7 +528,14 @@ pub async fn run(
         args.addr.unwrap_or_else(|| args.service.default_addr()),
         app,
         &actuator,
-        |addr| format!("hanwha-delivery {name} listening on http://{addr} (database {location})"),
+        |addr| {
+            std::iter::once(format!(
+                "hanwha-delivery {name} listening on http://{addr} (database {location})"
+            ))
+            .chain(notes)
+            .collect::<Vec<_>>()
+            .join("\n")
+        },
         shutdown_signal,
     )
     .await?;

@@ -88,9 +88,11 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<Account>, ApiError> {
 }
 
 pub async fn list(db: &Db) -> Result<Vec<Account>, ApiError> {
-    let rows = sql::query(format!("SELECT {COLUMNS} FROM users ORDER BY id LIMIT 10000"))
-        .fetch_all(db)
-        .await?;
+    let rows = sql::query(format!(
+        "SELECT {COLUMNS} FROM users ORDER BY id LIMIT 10000"
+    ))
+    .fetch_all(db)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -191,11 +193,13 @@ pub async fn count(db: &Db) -> Result<i64, ApiError> {
 }
 
 pub async fn admins(db: &Db) -> Result<i64, ApiError> {
-    Ok(sql::query_scalar(
-        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL",
+    Ok(
+        sql::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL",
+        )
+        .fetch_one(db)
+        .await?,
     )
-    .fetch_one(db)
-    .await?)
 }
 
 #[cfg(test)]

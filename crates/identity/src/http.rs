@@ -85,7 +85,10 @@ async fn login(
     id.throttle.check(&attempt, Instant::now())?;
     let account = accounts::by_name(&id.db, &req.username).await?;
     let ok = id
-        .check_password(account.as_ref().map(|a| a.password_hash.clone()), req.password)
+        .check_password(
+            account.as_ref().map(|a| a.password_hash.clone()),
+            req.password,
+        )
         .await?;
     let account = match account {
         Some(account) if ok => account,
@@ -117,7 +120,8 @@ async fn register(
     let username = accounts::normalize_username(&req.username)?;
     accounts::check_password(&req.password)?;
     let hash = id.hash(req.password).await?;
-    let user_id = accounts::create(&id.db, username.clone(), hash.clone(), Role::Customer, None).await?;
+    let user_id =
+        accounts::create(&id.db, username.clone(), hash.clone(), Role::Customer, None).await?;
     let account = Account {
         id: user_id,
         username,

@@ -91,8 +91,7 @@ impl Identity {
                 let hash = stored.unwrap_or_else(|| {
                     dummy
                         .get_or_init(|| {
-                            hash_password(&uuid::Uuid::new_v4().to_string())
-                                .unwrap_or_default()
+                            hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
                         })
                         .clone()
                 });
@@ -216,4 +215,3 @@ pub async fn seed_demo(db: &Db) -> Result<bool, ApiError> {
     .await?;
     Ok(true)
 }
-

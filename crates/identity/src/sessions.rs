@@ -33,12 +33,14 @@ pub async fn start(db: &Db, user_id: i64) -> Result<String, ApiError> {
                 .bind(now)
                 .execute(&mut *conn)
                 .await?;
-            sql::query("INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
-                .bind(hash)
-                .bind(user_id)
-                .bind(now + REFRESH_TTL_MS)
-                .execute(&mut *conn)
-                .await?;
+            sql::query(
+                "INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+            )
+            .bind(hash)
+            .bind(user_id)
+            .bind(now + REFRESH_TTL_MS)
+            .execute(&mut *conn)
+            .await?;
             Ok::<_, ApiError>(())
         })
     })

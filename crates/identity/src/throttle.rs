@@ -121,7 +121,11 @@ fn make_room(seen: &mut HashMap<Attempt, Failures>, now: Instant) {
         now.duration_since(f.last) <= WINDOW || f.blocked_until.is_some_and(|u| u > now)
     });
     if seen.len() >= CAPACITY {
-        if let Some(oldest) = seen.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone()) {
+        if let Some(oldest) = seen
+            .iter()
+            .min_by_key(|(_, f)| f.last)
+            .map(|(k, _)| k.clone())
+        {
             seen.remove(&oldest);
         }
     }
@@ -207,7 +211,10 @@ mod tests {
         assert!(throttle.check(&[account()], t1).is_ok());
         throttle.failed(&[account()], t1);
         assert_eq!(
-            throttle.check(&[account()], t1).expect_err("blocked").retry_after,
+            throttle
+                .check(&[account()], t1)
+                .expect_err("blocked")
+                .retry_after,
             Some(10)
         );
         // Another account is not affected; a window later all is forgiven.
