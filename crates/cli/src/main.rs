@@ -55,7 +55,8 @@ struct Cli {
     /// Create the demo stores and users (password = name) on first start.
     /// The all-in-one does so on a loopback address even without it;
     /// `serve` only with it.
-    #[arg(long, env = "HANWHA_DEMO", global = true)]
+    #[arg(long, env = "HANWHA_DEMO", global = true,
+          value_parser = clap::builder::FalseyValueParser::new())]
     demo: bool,
     /// No demo data, not even on a loopback address.
     #[arg(long, global = true, conflicts_with = "demo")]

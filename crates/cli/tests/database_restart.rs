@@ -353,7 +353,7 @@ impl Fleet {
             .args(["serve", service, "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
             .args(extra)
-            .env("HANWHA_TOKEN_SECRET", "restart-test-secret")
+            .envs(support::fleet_env(self.dir.path()))
             .env("HANWHA_NATS_URL", &self.nats)
             .env("HANWHA_STREAM", &self.stream)
             .env(

@@ -186,7 +186,7 @@ impl Fleet {
             .args(["serve", service, "--addr", addr, "--data-dir"])
             .arg(self.dir.path())
             .args(extra)
-            .env("HANWHA_TOKEN_SECRET", "fleet-test-secret")
+            .envs(support::fleet_env(self.dir.path()))
             .env("HANWHA_NATS_URL", &self.nats)
             .env("HANWHA_STREAM", &self.stream)
             .env(

@@ -4,6 +4,7 @@
 pub mod accounts;
 mod hashing;
 mod http;
+mod passwords;
 pub mod sessions;
 pub mod throttle;
 
@@ -13,8 +14,6 @@ pub use hashing::Hashing;
 pub use http::router;
 pub use throttle::TrustedProxies;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::FromRef;
 use contracts::Role;
 use platform::auth::ACCESS_TOKEN_TTL_SECS;
@@ -95,14 +94,7 @@ impl Identity {
                         })
                         .clone()
                 });
-                let matches = PasswordHash::new(&hash)
-                    .map(|parsed| {
-                        Argon2::default()
-                            .verify_password(password.as_bytes(), &parsed)
-                            .is_ok()
-                    })
-                    .unwrap_or(false);
-                known && matches
+                known & passwords::verify(&password, &hash)
             })
             .await
     }
@@ -176,11 +168,7 @@ pub const DEMO_USERS: [DemoUser; 5] = [
 ];
 
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::internal(format!("cannot hash password: {e}")))
+    passwords::hash(password).map_err(|e| ApiError::internal(format!("cannot hash password: {e}")))
 }
 
 /// Creates the demo accounts unless users exist already; true if it did.
@@ -188,15 +176,16 @@ pub async fn seed_demo(db: &Db) -> Result<bool, ApiError> {
     if accounts::count(db).await? > 0 {
         return Ok(false);
     }
-    let hashes = futures::future::try_join_all(DEMO_USERS.iter().map(|u| {
-        let name = u.username;
-        async move {
-            tokio::task::spawn_blocking(move || hash_password(name))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-        }
-    }))
-    .await?;
+    // One after another on one thread: each hash's memory is reused, not
+    // kept by five threads.
+    let hashes = tokio::task::spawn_blocking(|| {
+        DEMO_USERS
+            .iter()
+            .map(|u| hash_password(u.username))
+            .collect::<Result<Vec<String>, ApiError>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     db.write(move |tx| {
         Box::pin(async move {
             for (user, hash) in DEMO_USERS.iter().zip(hashes) {

@@ -158,14 +158,15 @@ impl TrustedProxies {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let forwarded = || {
-            parts
+            // The proxy appends the peer it saw: the last entry is its own.
+            let last = parts
                 .headers
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
-                .last()
+                .next_back()?
+                .to_str()
+                .ok()?;
+            last.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
         };
         match peer {
             Some(ip) if self.0.contains(&ip) => ClientAddress(forwarded().or(Some(ip))),
