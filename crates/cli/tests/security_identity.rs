@@ -264,6 +264,53 @@ async fn serve_never_seeds_demo_accounts_without_demo() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
+#[test]
+fn a_shared_secret_a_missing_key_or_a_key_others_can_read_is_refused_at_start() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let data = tmp.path().join("data").display().to_string();
+    for secret in [
+        "change-me",
+        "x",
+        "0123456789abcdef0123456789abcdef0123456789abcdef",
+    ] {
+        let (ok, _, err) = run(
+            &["--listen", "127.0.0.1:0", "--data-dir", &data],
+            &[("HANWHA_TOKEN_SECRET", secret.to_string())],
+            "",
+        );
+        assert!(!ok, "started with HANWHA_TOKEN_SECRET={secret}");
+        assert!(err.contains("keys generate"), "no way forward in: {err}");
+    }
+    // Identity without a key, and another service without public keys.
+    let (ok, _, err) = run(&["serve", "identity", "--data-dir", &data], &[], "");
+    assert!(!ok && err.contains("HANWHA_TOKEN_KEY_FILE"), "{err}");
+    let (ok, _, err) = run(&["serve", "order", "--data-dir", &data], &[], "");
+    assert!(!ok && err.contains("HANWHA_TOKEN_PUBLIC_KEYS"), "{err}");
+    // `keys generate` writes a private key only its owner may read; a key
+    // others may read is refused.
+    let keys = tmp.path().join("keys");
+    let (ok, _, err) = run(
+        &["keys", "generate", "--out", &keys.display().to_string()],
+        &[],
+        "",
+    );
+    assert!(ok, "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = keys.join("token.key");
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let (ok, _, err) = run(
+            &["--listen", "127.0.0.1:0", "--data-dir", &data],
+            &[("HANWHA_TOKEN_KEY_FILE", key.display().to_string())],
+            "",
+        );
+        assert!(!ok && err.contains("chmod 600"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn a_forged_token_is_refused() {
     let server = Server::start(&[]);
