@@ -119,6 +119,7 @@ fn start(
         .envs(keys.env_for(service))
         // The gateway on this machine names the client for throttling.
         .env("HANWHA_TRUSTED_PROXIES", "127.0.0.1")
+        .env("HANWHA_IDENTITY_URL", "http://127.0.0.1:8087")
         .env("HANWHA_NATS_URL", nats)
         .stdout(Stdio::piped())
         .spawn()

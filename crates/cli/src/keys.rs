@@ -35,6 +35,15 @@ pub struct KeyArgs {
     /// their internal endpoints (order's service key).
     #[arg(long, env = "HANWHA_SERVICE_PUBLIC_KEYS", global = true)]
     pub service_public_keys: Option<String>,
+    /// Every service but identity: where identity runs, asked every few
+    /// seconds for the accounts disabled since (their tokens are refused).
+    #[arg(
+        long,
+        env = "HANWHA_IDENTITY_URL",
+        default_value = "http://127.0.0.1:8087",
+        global = true
+    )]
+    pub identity_url: String,
     /// Refused: shared-secret (HS256) tokens are gone.
     #[arg(long, env = "HANWHA_TOKEN_SECRET", global = true, hide = true)]
     pub token_secret: Option<String>,

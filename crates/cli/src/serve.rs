@@ -427,6 +427,13 @@ pub async fn run(
             notification::router(svc)
         }
     };
+    if args.service != Service::Identity {
+        tasks.push(platform::revocation_sync::spawn(
+            common.keys.identity_url.clone(),
+            keys.revocations().clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.push(spawn_relay(
         name,
         db.clone(),

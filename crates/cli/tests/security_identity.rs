@@ -512,6 +512,42 @@ async fn service_tokens_are_scoped_and_user_tokens_cannot_charge_in_the_serve_sh
 }
 
 #[tokio::test]
+async fn in_the_serve_shape_a_disabled_users_token_is_refused_by_the_other_services_within_seconds()
+{
+    let Some(nats) = nats() else { return };
+    let tmp = tempfile::tempdir().expect("dir");
+    let mut env = serve_env(tmp.path(), &nats);
+    let mut with_demo = env.clone();
+    with_demo.push(("HANWHA_DEMO", "1".into()));
+    let identity = serve("identity", tmp.path(), &with_demo, 1);
+    env.push(("HANWHA_IDENTITY_URL", identity.base.clone()));
+    let payment = serve("payment", tmp.path(), &env, 0);
+    let admin = api(
+        &identity.base,
+        token(&session(&identity.base, "admin", "admin").await),
+    );
+    let customer = session(&identity.base, "customer", "customer").await;
+    let at_payment = api(&payment.base, token(&customer));
+    assert_eq!(at_payment.get("/payments").await.status, StatusCode::OK);
+    let id = customer["userId"].as_i64().expect("id");
+    let r = admin
+        .send(Method::PUT, &format!("/auth/users/{id}/disable"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let disabled = Instant::now();
+    let refused = eventually("payment refuses the disabled customer", || {
+        let at_payment = at_payment.clone();
+        async move {
+            (at_payment.get("/payments").await.status == StatusCode::UNAUTHORIZED).then_some(())
+        }
+    });
+    refused.await;
+    let took = disabled.elapsed();
+    eprintln!("payment refused the disabled customer's token after {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[tokio::test]
 async fn repeated_failed_logins_are_answered_429_with_retry_after() {
     let server = Server::start(&[]);
     for _ in 0..5 {

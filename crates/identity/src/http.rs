@@ -29,6 +29,7 @@ pub fn router(identity: Identity) -> Router {
         .route("/auth/users/{id}/disable", put(disable_user))
         .route("/auth/users/{id}/password", put(reset_password))
         .route("/.well-known/jwks.json", get(jwks))
+        .route(platform::revocation_sync::PATH, get(revoked_users))
         .with_state(identity)
 }
 
@@ -336,4 +337,21 @@ async fn reset_password(
 /// The public keys of the tokens (RFC 7517), for verifiers.
 async fn jwks(State(id): State<Identity>) -> Json<serde_json::Value> {
     Json(id.keys.jwks())
+}
+
+/// The accounts disabled within the life of a token, for the other
+/// services' deny-lists (ids and times only).
+async fn revoked_users(
+    State(id): State<Identity>,
+) -> Result<Json<platform::revocation_sync::RevokedUsers>, ApiError> {
+    let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
+    let users = accounts::disabled_since(&id.db, since)
+        .await?
+        .into_iter()
+        .map(|(user_id, at_ms)| platform::revocation_sync::Revoked {
+            user_id,
+            disabled_at: at_ms / 1000,
+        })
+        .collect();
+    Ok(Json(platform::revocation_sync::RevokedUsers { users }))
 }

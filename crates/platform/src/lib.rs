@@ -19,6 +19,7 @@ pub mod peer;
 pub mod problem;
 pub mod rebuild;
 pub mod retention;
+pub mod revocation_sync;
 pub mod revocations;
 pub mod service_auth;
 pub mod session_limits;
