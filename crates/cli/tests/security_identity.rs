@@ -130,6 +130,16 @@ async fn with_refresh_token(base: &str, path: &str, refresh: &Value) -> Reply {
         .await
 }
 
+/// An admin disables the account of a login answer.
+async fn disable(admin: &Api, login: &Value) -> Reply {
+    let id = login["userId"].as_i64().expect("id");
+    let r = admin
+        .send(Method::PUT, &format!("/auth/users/{id}/disable"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r
+}
+
 fn nats() -> Option<String> {
     let url = std::env::var("HANWHA_TEST_NATS_URL").ok();
     if url.is_none() {
@@ -363,11 +373,7 @@ async fn a_disabled_users_token_is_refused_at_once_and_their_sessions_end() {
     let rider = session(&server.base, "rider", "rider").await;
     let rider_api = api(&server.base, token(&rider));
     assert_eq!(rider_api.get("/deliveries").await.status, StatusCode::OK);
-    let id = rider["userId"].as_i64().expect("id");
-    let r = admin
-        .send(Method::PUT, &format!("/auth/users/{id}/disable"), None)
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = disable(&admin, &rider).await;
     assert_eq!(r.body["disabled"], true);
     assert_eq!(
         rider_api.get("/deliveries").await.status,
@@ -529,11 +535,7 @@ async fn in_the_serve_shape_a_disabled_users_token_is_refused_by_the_other_servi
     let customer = session(&identity.base, "customer", "customer").await;
     let at_payment = api(&payment.base, token(&customer));
     assert_eq!(at_payment.get("/payments").await.status, StatusCode::OK);
-    let id = customer["userId"].as_i64().expect("id");
-    let r = admin
-        .send(Method::PUT, &format!("/auth/users/{id}/disable"), None)
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    disable(&admin, &customer).await;
     let disabled = Instant::now();
     let refused = eventually("payment refuses the disabled customer", || {
         let at_payment = at_payment.clone();

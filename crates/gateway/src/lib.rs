@@ -2,6 +2,7 @@
 //! services. In the all-in-one shape the services are routers in the same
 //! process and routing is by path inside one axum router.
 
+mod forwarded_for;
 pub mod proxy;
 pub mod web;
 

@@ -520,6 +520,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     };
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
+    crate::forwarded_for::append(&parts, &mut headers);
     let read = matches!(parts.method, Method::GET | Method::HEAD);
     let request = Forwarded {
         service,
