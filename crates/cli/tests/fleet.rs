@@ -187,6 +187,12 @@ impl Fleet {
             .arg(self.dir.path())
             .args(extra)
             .envs(support::fleet_env(self.dir.path()))
+            // Those started after identity learn of disabled accounts.
+            .envs(
+                self.procs
+                    .get("identity")
+                    .map(|p| ("HANWHA_IDENTITY_URL", p.base.clone())),
+            )
             .env("HANWHA_NATS_URL", &self.nats)
             .env("HANWHA_STREAM", &self.stream)
             .env(
