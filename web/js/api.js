@@ -204,7 +204,9 @@ export async function api(method, path, body, opts = {}) {
   const headers = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && method !== 'DELETE') headers['idempotency-key'] = opts.key || idempotencyKey();
+  // A request that changes nothing worth replaying (a stream ticket) goes
+  // without a key, so that no answer of it is kept.
+  if (method !== 'GET' && method !== 'DELETE' && !opts.unkeyed) headers['idempotency-key'] = opts.key || idempotencyKey();
   let res;
   try {
     res = await fetch(path, {

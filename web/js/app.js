@@ -1,7 +1,7 @@
 // Boots the app: login, one view per role, and the live notification stream
 // that keeps every view current without a reload.
 
-import { api, session, saveSession, clearSession, whenExpired, sessionFrom, freshToken, endSession } from './api.js';
+import { api, session, saveSession, clearSession, whenExpired, sessionFrom, endSession } from './api.js';
 import { h, fill, flash, clearFlash, announce, section, timeEl } from './ui.js';
 
 const VIEWS = {
@@ -38,9 +38,19 @@ function notesSection(v) {
 
 async function connect(v) {
   if (v.closed) return;
-  const token = (await freshToken()) || v.session.token;
+  // A single-use ticket in the URL, not the access token: URLs end up in
+  // logs and histories.
+  let ticket;
+  try {
+    ({ ticket } = await api('POST', '/auth/stream-ticket', undefined, { unkeyed: true }));
+  } catch (err) {
+    if (err.status === 401 || v.closed) return;
+    setLive('reconnecting');
+    setTimeout(() => connect(v), 2000);
+    return;
+  }
   if (v.closed) return;
-  const url = `/notifications/stream?access_token=${encodeURIComponent(token)}&after=${v.lastId}`;
+  const url = `/notifications/stream?ticket=${encodeURIComponent(ticket)}&after=${v.lastId}`;
   const es = new EventSource(url);
   v.es = es;
   es.addEventListener('open', () => {

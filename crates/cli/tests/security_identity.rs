@@ -689,10 +689,28 @@ async fn the_access_token_in_the_query_counts_on_the_event_stream_only() {
         let r = anonymous.get(&format!("{path}?access_token={t}")).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
     }
-    let stream = reqwest::Client::new()
-        .get(server.url(&format!("/notifications/stream?access_token={t}")))
-        .send()
-        .await
-        .expect("stream");
-    assert_eq!(stream.status(), StatusCode::OK);
+    let open = |query: String| {
+        let url = server.url(&format!("/notifications/stream?{query}"));
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .send()
+                .await
+                .expect("stream")
+                .status()
+        }
+    };
+    assert_eq!(open(format!("access_token={t}")).await, StatusCode::OK);
+    // Better: a ticket, good for one stream, once, and nothing else.
+    let ticket = customer.post("/auth/stream-ticket", json!({})).await;
+    assert_eq!(ticket.status, StatusCode::OK, "{}", ticket.body);
+    let ticket = ticket.body["ticket"].as_str().expect("ticket").to_string();
+    let r = api(&server.base, Some(ticket.clone())).get("/orders").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a ticket is no token");
+    assert_eq!(open(format!("ticket={ticket}")).await, StatusCode::OK);
+    assert_eq!(
+        open(format!("ticket={ticket}")).await,
+        StatusCode::UNAUTHORIZED,
+        "a ticket works once"
+    );
 }

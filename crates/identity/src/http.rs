@@ -25,6 +25,7 @@ pub fn router(identity: Identity) -> Router {
         .route("/auth/logout", post(logout))
         .route("/auth/me", get(me))
         .route("/auth/password", put(change_own_password))
+        .route("/auth/stream-ticket", post(stream_ticket))
         .route("/auth/users", get(list_users).post(create_user))
         .route("/auth/users/{id}/disable", put(disable_user))
         .route("/auth/users/{id}/password", put(reset_password))
@@ -354,4 +355,16 @@ async fn revoked_users(
         })
         .collect();
     Ok(Json(platform::revocation_sync::RevokedUsers { users }))
+}
+
+/// A ticket that opens the user's event stream once, within 30 seconds:
+/// the browser puts it in the stream's URL instead of its access token.
+async fn stream_ticket(
+    State(id): State<Identity>,
+    who: Principal,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(serde_json::json!({
+        "ticket": id.keys.issue_stream_ticket(&who)?,
+        "expiresIn": platform::stream_tickets::TICKET_TTL_SECS,
+    })))
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::problem::ApiError;
 use crate::revocations::Revocations;
 use crate::signing_keys::{PrivateKey, PublicKey};
+use crate::stream_tickets::{SpentTickets, STREAM_SCOPE, TICKET_TTL_SECS};
 
 /// How long an access token is valid; a refresh token gets the next one.
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 15 * 60;
@@ -29,6 +30,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Set on a stream ticket (`stream`), which is no access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 #[derive(Clone)]
@@ -40,6 +44,7 @@ struct Inner {
     services: Vec<PublicKey>,
     audience: String,
     revoked: Revocations,
+    spent_tickets: SpentTickets,
 }
 
 /// Verifies users' tokens (and, given the key, issues them) and services'
@@ -65,6 +70,7 @@ impl TokenKeys {
                 services: Vec::new(),
                 audience: String::new(),
                 revoked: Revocations::default(),
+                spent_tickets: SpentTickets::default(),
             }),
         }
     }
@@ -85,6 +91,7 @@ impl TokenKeys {
                 services: Vec::new(),
                 audience: String::new(),
                 revoked: Revocations::default(),
+                spent_tickets: SpentTickets::default(),
             }),
         }
     }
@@ -119,6 +126,20 @@ impl TokenKeys {
     }
 
     pub fn issue(&self, principal: &Principal) -> Result<String, ApiError> {
+        self.sign(principal, ACCESS_TOKEN_TTL_SECS, None)
+    }
+
+    /// A ticket that opens one event stream, once, within 30 seconds.
+    pub fn issue_stream_ticket(&self, principal: &Principal) -> Result<String, ApiError> {
+        self.sign(principal, TICKET_TTL_SECS, Some(STREAM_SCOPE))
+    }
+
+    fn sign(
+        &self,
+        principal: &Principal,
+        ttl_secs: i64,
+        scope: Option<&str>,
+    ) -> Result<String, ApiError> {
         let key = self
             .inner
             .signer
@@ -131,8 +152,9 @@ impl TokenKeys {
             role: principal.role,
             store_id: principal.store_id,
             iat: now,
-            exp: now + ACCESS_TOKEN_TTL_SECS,
+            exp: now + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
+            scope: scope.map(str::to_string),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.public.kid.clone());
@@ -140,17 +162,38 @@ impl TokenKeys {
             .map_err(|e| ApiError::internal(format!("cannot sign token: {e}")))
     }
 
+    /// An access token (a stream ticket is none).
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let claims = self.verify_user(token)?;
+        if claims.scope.is_some() {
+            return Err(ApiError::unauthorized("invalid token"));
+        }
+        Ok(claims.into())
+    }
+
+    /// A stream ticket, used for the first time.
+    pub fn verify_stream_ticket(&self, ticket: &str) -> Result<Principal, ApiError> {
+        let claims = self.verify_user(ticket)?;
+        let now = crate::clock::now_ms() / 1000;
+        if claims.scope.as_deref() != Some(STREAM_SCOPE)
+            || !self
+                .inner
+                .spent_tickets
+                .first_use(&claims.jti, claims.exp, now)
+        {
+            return Err(ApiError::unauthorized(
+                "this stream ticket is spent or invalid; ask for a new one",
+            ));
+        }
+        Ok(claims.into())
+    }
+
+    fn verify_user(&self, token: &str) -> Result<Claims, ApiError> {
         let claims: Claims = verify_with(token, &self.inner.accepted, None)?;
         if self.inner.revoked.refuses(claims.sub, claims.iat) {
             return Err(ApiError::unauthorized("this account is disabled"));
         }
-        Ok(Principal {
-            user_id: claims.sub,
-            username: claims.name,
-            role: claims.role,
-            store_id: claims.store_id,
-        })
+        Ok(claims)
     }
 
     /// A service's token addressed to this service.
@@ -204,6 +247,17 @@ pub(crate) fn verify_with<T: serde::de::DeserializeOwned>(
 }
 
 pub use crate::service_auth::ServiceCaller;
+
+impl From<Claims> for Principal {
+    fn from(claims: Claims) -> Principal {
+        Principal {
+            user_id: claims.sub,
+            username: claims.name,
+            role: claims.role,
+            store_id: claims.store_id,
+        }
+    }
+}
 
 /// The logged-in user a request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,13 +321,18 @@ pub fn token_from_parts(parts: &Parts) -> Option<String> {
             .or_else(|| value.strip_prefix("bearer "))?;
         return Some(token.trim().to_string());
     }
+    stream_query(parts, "access_token")
+}
+
+/// A query parameter of an event-stream route; None elsewhere.
+fn stream_query(parts: &Parts, name: &str) -> Option<String> {
     if !is_stream(parts.uri.path()) {
         return None;
     }
-    let query = parts.uri.query()?;
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("access_token=").map(|t| t.to_string()))
+    parts.uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.to_string())
+    })
 }
 
 impl<S> FromRequestParts<S> for Principal
@@ -285,6 +344,9 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let keys = TokenKeys::from_ref(state);
+        if let Some(ticket) = stream_query(parts, "ticket") {
+            return keys.verify_stream_ticket(&ticket);
+        }
         let token = token_from_parts(parts)
             .ok_or_else(|| ApiError::unauthorized("log in first: missing bearer token"))?;
         keys.verify(&token)
@@ -345,6 +407,7 @@ mod tests {
             iat: 0,
             exp: i64::MAX / 2,
             jti: "x".into(),
+            scope: None,
         };
         let hs = encode(
             &Header::new(Algorithm::HS256),
@@ -363,6 +426,17 @@ mod tests {
             .revocations()
             .revoke(2, crate::clock::now_ms() / 1000, ACCESS_TOKEN_TTL_SECS);
         assert!(keys.verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_stream_ticket_opens_one_stream_once_and_is_no_access_token() {
+        let keys = TokenKeys::ephemeral();
+        let ticket = keys.issue_stream_ticket(&owner()).expect("ticket");
+        assert!(keys.verify(&ticket).is_err());
+        assert_eq!(keys.verify_stream_ticket(&ticket).expect("first"), owner());
+        assert!(keys.verify_stream_ticket(&ticket).is_err());
+        let token = keys.issue(&owner()).expect("token");
+        assert!(keys.verify_stream_ticket(&token).is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod session_limits;
 pub mod shutdown;
 pub mod signing_keys;
 pub mod sql;
+pub mod stream_tickets;
 pub mod transport;
 pub mod writer;
 

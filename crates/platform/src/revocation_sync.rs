@@ -49,7 +49,9 @@ pub fn spawn(
     tokio::spawn(async move {
         let http = reqwest::Client::new();
         let url = format!("{}{PATH}", identity_url.trim_end_matches('/'));
-        let mut ticks = tokio::time::interval(EVERY);
+        // The first ask after one period: services may start before
+        // identity does.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         loop {
