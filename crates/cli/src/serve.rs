@@ -286,6 +286,7 @@ pub async fn run(
     common: Common,
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    common.keys.refuse_shared_secret()?;
     if args.service == Service::Gateway {
         return run_gateway(args, shutdown_signal).await;
     }
