@@ -244,25 +244,21 @@ pub async fn run(
             }),
         );
     }
+    let identity_svc = identity::Identity::start(
+        identity_db.clone(),
+        keys.clone(),
+        settings.trusted_proxies.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?;
+    tasks.push(identity_svc.watch_disables(shutdown.clone()));
     let actuator = Actuator::new("all-in-one");
     routers.extend([
         gateway::web::router(),
         actuator.router(),
         metrics.router(),
         crate::events_api::router(log.clone(), keys.clone()),
-        with_idempotency(
-            identity::router(
-                identity::Identity::start(
-                    identity_db.clone(),
-                    keys.clone(),
-                    settings.trusted_proxies.clone(),
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?,
-            ),
-            &identity_db,
-            &keys,
-        ),
+        with_idempotency(identity::router(identity_svc), &identity_db, &keys),
         with_idempotency(order::router(order_svc), &order_db, &keys),
         with_idempotency(payment::router(payment_svc), &payment_db, &keys),
         with_idempotency(store::router(store_svc), &store_db, &keys),

@@ -335,11 +335,12 @@ pub async fn run(
                 None => format!("--data-dir {}", common.data_dir.display()),
             };
             notes = crate::first_start::account_notes(&db, seeded, &target).await?;
-            identity::router(
+            let identity =
                 identity::Identity::start(db.clone(), keys.clone(), common.trusted_proxies.clone())
                     .await
-                    .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?,
-            )
+                    .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?;
+            tasks.push(identity.watch_disables(shutdown.clone()));
+            identity::router(identity)
         }
         Service::Order => {
             let signer = common.keys.service_signer(name)?;

@@ -127,9 +127,8 @@ async fn act(db: &Db, action: Action) -> anyhow::Result<()> {
                 .await
                 .map_err(failed)?;
             println!(
-                "{name} disabled; their sessions ended (a running all-in-one refuses their tokens \
-                 within {} minutes; `PUT /auth/users/{{id}}/disable` does it at once)",
-                platform::auth::ACCESS_TOKEN_TTL_SECS / 60
+                "{name} disabled; their sessions ended, and running services refuse their tokens \
+                 within seconds"
             );
         }
     }

@@ -394,6 +394,27 @@ async fn a_disabled_users_token_is_refused_at_once_and_their_sessions_end() {
 }
 
 #[tokio::test]
+async fn users_disable_on_a_running_all_in_one_refuses_the_token_within_seconds() {
+    let server = Server::start(&[]);
+    let owner = Api::login(&server, "owner").await;
+    assert_eq!(owner.get("/storeOrders").await.status, StatusCode::OK);
+    let data = server.data_dir.display().to_string();
+    let (ok, _, err) = run(&["users", "disable", "owner", "--data-dir", &data], &[], "");
+    assert!(ok, "{err}");
+    let disabled = Instant::now();
+    eventually("the all-in-one refuses the disabled owner", || {
+        let owner = owner.clone();
+        async move {
+            (owner.get("/storeOrders").await.status == StatusCode::UNAUTHORIZED).then_some(())
+        }
+    })
+    .await;
+    assert!(disabled.elapsed() < Duration::from_secs(10));
+    let r = login_as(&server.base, "owner", "owner").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn refresh_tokens_rotate_on_use_and_logout_ends_the_session() {
     let server = Server::start(&[]);
     let first = session(&server.base, "customer", "customer").await;

@@ -71,6 +71,35 @@ impl Identity {
         })
     }
 
+    /// Every few seconds, puts the accounts disabled in the database by
+    /// someone else (the `users disable` command) on this process's
+    /// deny-list too.
+    pub fn watch_disables(
+        &self,
+        mut shutdown: platform::shutdown::Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let (db, revocations) = (self.db.clone(), self.keys.revocations().clone());
+        tokio::spawn(async move {
+            let every = platform::revocation_sync::EVERY;
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = ticks.tick() => {}
+                }
+                let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
+                match accounts::disabled_since(&db, since).await {
+                    Ok(users) => {
+                        for (user, at_ms) in users {
+                            revocations.revoke(user, at_ms / 1000, ACCESS_TOKEN_TTL_SECS + 60);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e.detail, "cannot read disabled accounts"),
+                }
+            }
+        })
+    }
+
     /// Hashes a new password on the bounded pool.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         self.hashing.run(move || hash_password(&password)).await?
