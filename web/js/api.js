@@ -3,7 +3,11 @@
 
 const KEY = 'hanwha.session';
 
-/** The logged-in user, kept across reloads: {token, role, userId, username, storeId}. */
+/**
+ * The logged-in user, kept across reloads: {token, refreshToken, expiresAt,
+ * role, userId, username, storeId}. The access token lives 15 minutes; the
+ * refresh token trades for the next one, once.
+ */
 export function session() {
   try {
     return JSON.parse(localStorage.getItem(KEY) || 'null');
@@ -18,6 +22,82 @@ export function saveSession(s) {
 
 export function clearSession() {
   localStorage.removeItem(KEY);
+}
+
+/** The session a login (or a refresh) answer starts. */
+export function sessionFrom(r, fallbackName) {
+  return {
+    token: r.token,
+    refreshToken: r.refreshToken,
+    expiresAt: Date.now() + (r.expiresIn || 900) * 1000,
+    role: r.role,
+    userId: r.userId,
+    username: r.username || fallbackName,
+    storeId: r.storeId ?? null,
+  };
+}
+
+/** Refreshes within this long of the access token's expiry. */
+const EARLY_MS = 60 * 1000;
+let refreshing = null;
+
+/**
+ * Trades the refresh token for a new access token, once at a time however
+ * many calls ask; resolves to the new session, or null when the session is
+ * over (then the user logs in again).
+ */
+export function refreshSession() {
+  if (refreshing) return refreshing;
+  const s = session();
+  if (!s || !s.refreshToken) return Promise.resolve(null);
+  refreshing = (async () => {
+    try {
+      const res = await fetch('/auth/refresh', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ refreshToken: s.refreshToken }),
+        cache: 'no-store',
+      });
+      if (!res.ok) return null;
+      const next = sessionFrom(await res.json(), s.username);
+      // Another tab may have logged out meanwhile.
+      if (!session()) return null;
+      saveSession(next);
+      return next;
+    } catch {
+      return null;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+/** The current access token, refreshed first when it is about to expire. */
+export async function freshToken() {
+  const s = session();
+  if (!s) return null;
+  if (s.expiresAt && s.expiresAt - Date.now() < EARLY_MS) {
+    const next = await refreshSession();
+    if (next) return next.token;
+  }
+  return s.token;
+}
+
+/** Ends the session on the server too (best effort), then here. */
+export async function endSession() {
+  const s = session();
+  clearSession();
+  if (!s || !s.refreshToken) return;
+  try {
+    await fetch('/auth/logout', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refreshToken: s.refreshToken }),
+    });
+  } catch {
+    // Offline: the session lapses by itself.
+  }
 }
 
 /** An API failure; `message` is already in plain words. */
@@ -120,11 +200,13 @@ function idempotencyKey() {
  * ApiError whose message is in plain words. `opts.action` tunes the words.
  */
 export async function api(method, path, body, opts = {}) {
-  const s = session();
+  const token = opts.anonymous ? null : await freshToken();
   const headers = { accept: 'application/json' };
-  if (s && s.token && !opts.anonymous) headers.authorization = `Bearer ${s.token}`;
+  if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && method !== 'DELETE') headers['idempotency-key'] = opts.key || idempotencyKey();
+  // A request that changes nothing worth replaying (a stream ticket) goes
+  // without a key, so that no answer of it is kept.
+  if (method !== 'GET' && method !== 'DELETE' && !opts.unkeyed) headers['idempotency-key'] = opts.key || idempotencyKey();
   let res;
   try {
     res = await fetch(path, {
@@ -146,6 +228,11 @@ export async function api(method, path, body, opts = {}) {
     }
   }
   if (!res.ok) {
+    // An access token refused early (a clock off, a restart): one refresh
+    // and one more try, with the same idempotency key.
+    if (res.status === 401 && token && !opts.retried && (await refreshSession())) {
+      return api(method, path, body, { ...opts, retried: true, key: headers['idempotency-key'] });
+    }
     const err = new ApiError(res.status, data, explain(res.status, data, opts.action));
     if (res.status === 401 && opts.action !== 'login') onExpired(err);
     throw err;

@@ -1,7 +1,7 @@
 // Boots the app: login, one view per role, and the live notification stream
 // that keeps every view current without a reload.
 
-import { api, session, saveSession, clearSession, whenExpired } from './api.js';
+import { api, session, saveSession, clearSession, whenExpired, sessionFrom, endSession } from './api.js';
 import { h, fill, flash, clearFlash, announce, section, timeEl } from './ui.js';
 
 const VIEWS = {
@@ -36,9 +36,21 @@ function notesSection(v) {
   return section('notifications', 'Notifications', list);
 }
 
-function connect(v) {
+async function connect(v) {
   if (v.closed) return;
-  const url = `/notifications/stream?access_token=${encodeURIComponent(v.session.token)}&after=${v.lastId}`;
+  // A single-use ticket in the URL, not the access token: URLs end up in
+  // logs and histories.
+  let ticket;
+  try {
+    ({ ticket } = await api('POST', '/auth/stream-ticket', undefined, { unkeyed: true }));
+  } catch (err) {
+    if (err.status === 401 || v.closed) return;
+    setLive('reconnecting');
+    setTimeout(() => connect(v), 2000);
+    return;
+  }
+  if (v.closed) return;
+  const url = `/notifications/stream?ticket=${encodeURIComponent(ticket)}&after=${v.lastId}`;
   const es = new EventSource(url);
   v.es = es;
   es.addEventListener('open', () => {
@@ -154,7 +166,7 @@ async function login(event) {
   button.disabled = true;
   try {
     const r = await api('POST', '/auth/login', { username, password }, { action: 'login', anonymous: true });
-    const s = { token: r.token, role: r.role, userId: r.userId, username: r.username || username, storeId: r.storeId ?? null };
+    const s = sessionFrom(r, username);
     saveSession(s);
     form.password.value = '';
     err.hidden = true;
@@ -182,7 +194,7 @@ for (const b of document.querySelectorAll('[data-demo]')) {
   });
 }
 $('logout').addEventListener('click', () => {
-  clearSession();
+  endSession();
   showLogin();
   flash('You are logged out.', 'info');
 });

@@ -29,39 +29,12 @@ pub struct Settings {
     pub sweep_every: Duration,
     pub cors: gateway::Cors,
     pub seed_demo: bool,
+    pub keys: crate::keys::KeyArgs,
+    pub trusted_proxies: identity::TrustedProxies,
     /// How long expired rows and log entries are kept (`HANWHA_RETENTION_*`).
     pub retention: platform::retention::Periods,
     /// Timeouts, connection cap and the management listener.
     pub http: crate::listeners::HttpArgs,
-}
-
-/// Reads the token secret from the environment, else from the data
-/// directory, creating it there on first start.
-pub(crate) fn token_keys(data_dir: &Path) -> anyhow::Result<TokenKeys> {
-    if let Ok(secret) = std::env::var("HANWHA_TOKEN_SECRET") {
-        if !secret.is_empty() {
-            return Ok(TokenKeys::from_secret(secret.as_bytes()));
-        }
-    }
-    let path = data_dir.join("token-secret");
-    let secret = match std::fs::read_to_string(&path) {
-        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
-        _ => {
-            use rand::RngCore;
-            let mut bytes = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            let secret = hex::encode(bytes);
-            std::fs::write(&path, &secret)
-                .with_context(|| format!("writing {}", path.display()))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-            }
-            secret
-        }
-    };
-    Ok(TokenKeys::from_secret(secret.as_bytes()))
 }
 
 pub(crate) async fn open(
@@ -90,7 +63,7 @@ pub async fn run(
     platform::files::private_dir(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let dir = settings.data_dir.as_path();
-    let keys = token_keys(dir)?;
+    let keys = settings.keys.all_in_one(dir)?;
     let (identity_db, order_db, payment_db, store_db, delivery_db, status_db, notification_db, log) =
         tokio::try_join!(
             open(dir, "identity", identity::migrations()),
@@ -106,14 +79,21 @@ pub async fn run(
                     .context("opening events.db")
             },
         )?;
+    let mut seeded = false;
     if settings.seed_demo {
         let (users, stores) = tokio::join!(
             identity::seed_demo(&identity_db),
             store::seed_demo(&store_db)
         );
-        users.map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
+        seeded = users.map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
         stores.context("seeding stores")?;
     }
+    let account_notes = crate::first_start::account_notes(
+        &identity_db,
+        seeded,
+        &format!("--data-dir {}", dir.display()),
+    )
+    .await?;
 
     let (trigger, shutdown) = shutdown_pair();
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
@@ -266,6 +246,14 @@ pub async fn run(
             }),
         );
     }
+    let identity_svc = identity::Identity::start(
+        identity_db.clone(),
+        keys.clone(),
+        settings.trusted_proxies.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?;
+    tasks.push(identity_svc.watch_disables(shutdown.clone()));
     let actuator = Actuator::new("all-in-one");
     let operations = platform::management::operations(&actuator, &metrics);
     let management = actuator.router().merge(operations.clone());
@@ -275,11 +263,7 @@ pub async fn run(
         actuator.router(),
         platform::management::for_admins(operations, keys.clone()),
         crate::events_api::router(log.clone(), keys.clone()),
-        with_idempotency(
-            identity::router(identity::Identity::new(identity_db.clone(), keys.clone())),
-            &identity_db,
-            &keys,
-        ),
+        with_idempotency(identity::router(identity_svc), &identity_db, &keys),
         with_idempotency(order::router(order_svc), &order_db, &keys),
         with_idempotency(payment::router(payment_svc), &payment_db, &keys),
         with_idempotency(store::router(store_svc), &store_db, &keys),
@@ -302,7 +286,14 @@ pub async fn run(
         &actuator,
         |addr| {
             tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
-            format!("hanwha-delivery listening on http://{addr} (data in {data_dir})")
+            // Scripts and tests read the first line to learn the port; the
+            // accounts to use (or how to make the first admin) follow it.
+            let mut banner = format!("hanwha-delivery listening on http://{addr} (data in {data_dir})");
+            for note in account_notes {
+                banner.push('\n');
+                banner.push_str(&note);
+            }
+            banner
         },
         shutdown_signal,
     )

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::keys::FleetKeys;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// NATS server with JetStream.
@@ -95,7 +97,7 @@ struct Member {
 fn start(
     exe: &std::path::Path,
     dir: &std::path::Path,
-    secret: &str,
+    keys: &FleetKeys,
     nats: &str,
     databases: &Databases,
     service: &str,
@@ -117,7 +119,12 @@ fn start(
         .arg(dir)
         .args(extra)
         .args(databases.flag(service))
-        .env("HANWHA_TOKEN_SECRET", secret)
+        // A local dev tool: its users log in with the demo accounts.
+        .args(matches!(service, "identity" | "store").then_some("--demo"))
+        .envs(keys.env_for(service))
+        // The gateway on this machine names the client for throttling.
+        .env("HANWHA_TRUSTED_PROXIES", "127.0.0.1")
+        .env("HANWHA_IDENTITY_URL", "http://127.0.0.1:8087")
         .env("HANWHA_NATS_URL", nats)
         .stdout(Stdio::piped())
         .spawn()
@@ -180,21 +187,13 @@ pub async fn run(
     let exe = std::env::current_exe().context("locating the hanwha-delivery binary")?;
     let dir = args.fleet_dir.unwrap_or_else(|| data_dir.join("fleet"));
     platform::files::private_dir(&dir)?;
-    let secret = match std::env::var("HANWHA_TOKEN_SECRET") {
-        Ok(s) if !s.is_empty() => s,
-        _ => {
-            use rand::RngCore;
-            let mut bytes = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            hex::encode(bytes)
-        }
-    };
+    let keys = FleetKeys::in_dir(&dir)?;
     let databases = Databases::parse(args.databases.clone(), &args.database)?;
     let mut members: Vec<Member> = Vec::new();
     let result = launch(
         &exe,
         &dir,
-        &secret,
+        &keys,
         &args.nats_url,
         &databases,
         args.orders.max(1),
@@ -227,7 +226,7 @@ pub async fn run(
 fn launch(
     exe: &std::path::Path,
     dir: &std::path::Path,
-    secret: &str,
+    keys: &FleetKeys,
     nats: &str,
     databases: &Databases,
     orders: u16,
@@ -243,7 +242,7 @@ fn launch(
                    extra: &[String]|
      -> anyhow::Result<()> {
         let (child, url, management) =
-            start(exe, dir, secret, nats, databases, service, port, extra)?;
+            start(exe, dir, keys, nats, databases, service, port, extra)?;
         let name = if replica == 0 {
             service.to_string()
         } else {
@@ -291,7 +290,7 @@ fn launch(
     let (child, url, management) = start(
         exe,
         dir,
-        secret,
+        keys,
         nats,
         databases,
         "gateway",

@@ -77,8 +77,8 @@ pub struct Listeners {
 }
 
 /// Serves both listeners until the shutdown signal: ready once listening
-/// (the banner's first line tells a supervisor where, its second line
-/// where the management listener is), not ready from the signal on while
+/// (the banner's first line tells a supervisor where, the line after the
+/// banner where the management listener is), not ready from the signal on while
 /// in-flight requests finish.
 pub async fn serve_until_shutdown(
     listeners: Listeners,

@@ -5,13 +5,16 @@
 mod adapters;
 mod all_in_one;
 mod events_api;
+mod first_start;
 mod fleet;
+mod keys;
 mod listeners;
 mod load;
 mod openapi;
 mod remote;
 mod serve;
 mod tools;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,9 +54,27 @@ struct Cli {
     /// Browser origins allowed by CORS: `*`, or a comma-separated list.
     #[arg(long, env = "HANWHA_CORS_ORIGINS", default_value = "")]
     cors_origins: String,
-    /// Do not create the demo stores and users on first start.
-    #[arg(long, env = "HANWHA_NO_DEMO")]
+    /// Create the demo stores and users (password = name) on first start.
+    /// The all-in-one does so on a loopback address even without it;
+    /// `serve` only with it.
+    #[arg(long, env = "HANWHA_DEMO", global = true,
+          value_parser = clap::builder::FalseyValueParser::new())]
+    demo: bool,
+    /// No demo data, not even on a loopback address.
+    #[arg(long, global = true, conflicts_with = "demo")]
     no_demo: bool,
+    /// Identity: proxies (the gateway's addresses, comma-separated) whose
+    /// X-Forwarded-For names the client for login throttling; by default
+    /// none is trusted and the connection's peer counts.
+    #[arg(
+        long,
+        env = "HANWHA_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
+    trusted_proxies: String,
+    #[command(flatten)]
+    keys: keys::KeyArgs,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HANWHA_LOG_JSON")]
     log_json: bool,
@@ -90,7 +111,8 @@ enum Command {
     Ceilings(load::CeilingsCommand),
     /// Run one service in its own process (the distributed shape): its own
     /// database, events on NATS JetStream, calls to peers over HTTP.
-    /// Needs HANWHA_TOKEN_SECRET, shared by every service of the fleet.
+    /// Identity needs HANWHA_TOKEN_KEY_FILE, the others
+    /// HANWHA_TOKEN_PUBLIC_KEYS (see `keys generate`).
     Serve(serve::Args),
     /// Print the OpenAPI description of every operation (what the
     /// all-in-one serves at /openapi.json) as JSON.
@@ -99,6 +121,14 @@ enum Command {
     /// every service, two order replicas, three delivery replicas and the
     /// gateway, against a NATS server; Ctrl-C stops them all.
     Fleet(fleet::Args),
+    /// Signing keys for tokens.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Create accounts, set passwords and disable accounts on identity's
+    /// database (e.g. the first admin).
+    Users(users::Args),
 }
 
 fn init_tracing(json: bool) {
@@ -150,7 +180,9 @@ async fn main() -> anyhow::Result<()> {
                 },
                 sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
                 cors: gateway::Cors::parse(&cli.cors_origins),
-                seed_demo: !cli.no_demo,
+                seed_demo: first_start::all_in_one_seeds(cli.demo, cli.no_demo, cli.listen),
+                keys: cli.keys,
+                trusted_proxies: identity::TrustedProxies::parse(&cli.trusted_proxies)?,
                 retention: platform::retention::Periods::from_env()?,
                 http: cli.http,
             };
@@ -173,12 +205,16 @@ async fn main() -> anyhow::Result<()> {
                     store_deadline: Duration::from_secs(cli.store_deadline_secs),
                 },
                 sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
-                seed_demo: !cli.no_demo,
+                seed_demo: cli.demo && !cli.no_demo,
+                keys: cli.keys,
+                trusted_proxies: identity::TrustedProxies::parse(&cli.trusted_proxies)?,
                 retention: platform::retention::Periods::from_env()?,
                 http: cli.http,
             };
             serve::run(args, common, shutdown_signal()).await
         }
+        Some(Command::Keys { command }) => keys::run(command),
+        Some(Command::Users(args)) => users::run(args, &cli.data_dir).await,
         Some(Command::Load(args)) => Ok(load::run(args).await?),
         Some(Command::Ceilings(args)) => Ok(load::run_ceilings(args).await?),
     }

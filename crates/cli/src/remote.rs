@@ -1,7 +1,8 @@
 //! In the distributed shape, Order's synchronous calls go over HTTP through
 //! [`platform::peer::Peer`]: deadline, retries (every call here is safe to
 //! repeat: payment is idempotent by order id, cancel by order id) and a
-//! circuit breaker. The calls carry a token of the platform itself.
+//! circuit breaker. The calls that change state carry a service token of
+//! order's own (60 s, addressed to the callee, with the one scope needed).
 
 use std::sync::Arc;
 
@@ -12,7 +13,8 @@ use order::{
     ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
 };
 use platform::peer::{Peer, PeerError};
-use platform::{Principal, TokenKeys};
+use platform::service_auth::{PAYMENT_CHARGE, STORE_ORDER_CANCEL};
+use platform::ServiceSigner;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -20,14 +22,15 @@ fn unavailable(e: PeerError) -> ClientError {
     ClientError::Unavailable(e.to_string())
 }
 
-fn system_token(keys: &TokenKeys) -> Result<String, ClientError> {
-    keys.issue(&Principal::system())
+fn service_token(signer: &ServiceSigner, callee: &str, scope: &str) -> Result<String, ClientError> {
+    signer
+        .token(callee, scope)
         .map_err(|e| ClientError::Unavailable(e.detail))
 }
 
 pub struct HttpPayment {
     pub peer: Arc<Peer>,
-    pub keys: TokenKeys,
+    pub signer: ServiceSigner,
 }
 
 #[async_trait]
@@ -39,7 +42,7 @@ impl PaymentClient for HttpPayment {
             "price": f.price, "menuName": f.menu_name, "qty": f.qty, "address": f.address,
             "correlationId": f.correlation_id, "card": request.card,
         });
-        let token = system_token(&self.keys)?;
+        let token = service_token(&self.signer, "payment", PAYMENT_CHARGE)?;
         let Some(budget) = request.deadline.left() else {
             return Err(ClientError::Unavailable("no deadline for a payment".into()));
         };
@@ -77,7 +80,7 @@ impl PaymentClient for HttpPayment {
 
 pub struct HttpStore {
     pub peer: Arc<Peer>,
-    pub keys: TokenKeys,
+    pub signer: ServiceSigner,
 }
 
 fn menu_item(v: &Value) -> Option<MenuItem> {
@@ -125,7 +128,7 @@ impl StoreClient for HttpStore {
             "qty": facts.qty, "price": facts.price, "address": facts.address,
             "correlationId": facts.correlation_id, "actor": actor,
         });
-        let token = system_token(&self.keys)?;
+        let token = service_token(&self.signer, "store", STORE_ORDER_CANCEL)?;
         let path = format!("/storeOrders/{}/cancel", facts.order_id);
         let reply = self
             .peer

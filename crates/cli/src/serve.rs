@@ -168,6 +168,8 @@ pub struct Common {
     pub order: order::OrderConfig,
     pub sweep_every: Duration,
     pub seed_demo: bool,
+    pub keys: crate::keys::KeyArgs,
+    pub trusted_proxies: identity::TrustedProxies,
     /// How long expired rows are kept (`HANWHA_RETENTION_*`).
     pub retention: platform::retention::Periods,
     /// Timeouts, connection cap and the management listener.
@@ -273,15 +275,15 @@ pub async fn run(
     common: Common,
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    common.keys.refuse_shared_secret()?;
     if args.service == Service::Gateway {
         return run_gateway(args, common.http, shutdown_signal).await;
     }
     let name = args.service.name();
-    let secret = std::env::var("HANWHA_TOKEN_SECRET").unwrap_or_default();
-    if secret.is_empty() {
-        anyhow::bail!("HANWHA_TOKEN_SECRET must be set: every service of a fleet checks tokens with the same secret");
-    }
-    let keys = TokenKeys::from_secret(secret.as_bytes());
+    let keys: TokenKeys = match args.service {
+        Service::Identity => common.keys.identity()?,
+        _ => common.keys.verifier(name)?,
+    };
     platform::files::private_dir(&common.data_dir)?;
     let location: Location = match &args.database_url {
         Some(url) => url.parse()?,
@@ -310,16 +312,27 @@ pub async fn run(
     let mut consumer: Option<Arc<dyn EventHandler>> = None;
     let metrics = Metrics::new(name).context("metrics")?;
 
+    let mut notes: Vec<String> = Vec::new();
     let router: Router = match args.service {
         Service::Gateway | Service::Identity => {
-            if common.seed_demo {
-                identity::seed_demo(&db)
+            let seeded = common.seed_demo
+                && identity::seed_demo(&db)
                     .await
                     .map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
-            }
-            identity::router(identity::Identity::new(db.clone(), keys.clone()))
+            let target = match &args.database_url {
+                Some(url) => format!("--database-url {url}"),
+                None => format!("--data-dir {}", common.data_dir.display()),
+            };
+            notes = crate::first_start::account_notes(&db, seeded, &target).await?;
+            let identity =
+                identity::Identity::start(db.clone(), keys.clone(), common.trusted_proxies.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?;
+            tasks.push(identity.watch_disables(shutdown.clone()));
+            identity::router(identity)
         }
         Service::Order => {
+            let signer = common.keys.service_signer(name)?;
             let peer_config = PeerConfig {
                 deadline: Duration::from_millis(args.call_deadline_ms),
                 ..PeerConfig::default()
@@ -344,11 +357,11 @@ pub async fn run(
                 outbox: outbox.clone(),
                 payment: Arc::new(HttpPayment {
                     peer: payment_peer,
-                    keys: keys.clone(),
+                    signer: signer.clone(),
                 }),
                 store: Arc::new(HttpStore {
                     peer: store_peer,
-                    keys: keys.clone(),
+                    signer,
                 }),
                 config: common.order.clone(),
             };
@@ -405,6 +418,13 @@ pub async fn run(
             notification::router(svc)
         }
     };
+    if args.service != Service::Identity {
+        tasks.push(platform::revocation_sync::spawn(
+            common.keys.identity_url.clone(),
+            keys.revocations().clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.push(spawn_relay(
         name,
         db.clone(),
@@ -513,7 +533,14 @@ pub async fn run(
         },
         &common.http,
         &actuator,
-        |addr| format!("hanwha-delivery {name} listening on http://{addr} (database {location})"),
+        |addr| {
+            std::iter::once(format!(
+                "hanwha-delivery {name} listening on http://{addr} (database {location})"
+            ))
+            .chain(notes)
+            .collect::<Vec<_>>()
+            .join("\n")
+        },
         shutdown_signal,
     )
     .await?;

@@ -353,7 +353,13 @@ impl Fleet {
             .args(["serve", service, "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
             .args(extra)
-            .env("HANWHA_TOKEN_SECRET", "restart-test-secret")
+            .envs(support::fleet_env(self.dir.path()))
+            // Those started after identity learn of disabled accounts.
+            .envs(
+                self.procs
+                    .get("identity")
+                    .map(|p| ("HANWHA_IDENTITY_URL", p.base.clone())),
+            )
             .env("HANWHA_NATS_URL", &self.nats)
             .env("HANWHA_STREAM", &self.stream)
             .env(

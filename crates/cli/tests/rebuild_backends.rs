@@ -100,11 +100,8 @@ async fn views_keep_their_rows_and_ids_across_a_rebuild(backend: Backend) {
         .await
         .expect("notification db");
     let notes_handler: Arc<dyn EventHandler> = Arc::new(
-        notification::NotificationService::new(
-            notes.clone(),
-            platform::TokenKeys::from_secret(b"t"),
-        )
-        .handler(),
+        notification::NotificationService::new(notes.clone(), platform::TokenKeys::ephemeral())
+            .handler(),
     );
     // Each view has its own database, as in every shape of the platform.
     let status_at = match &at {

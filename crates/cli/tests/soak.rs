@@ -37,13 +37,7 @@ fn load(server: &Server, args: &[&str]) -> Value {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
+    proc_status_kib(pid, "VmRSS")
 }
 
 #[test]

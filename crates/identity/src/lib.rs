@@ -1,20 +1,25 @@
 //! Users and login: customers, store owners, riders and admins log in here
 //! and get a signed token that every other service checks by itself.
 
+pub mod accounts;
 mod hashing;
+mod http;
+mod passwords;
+pub mod sessions;
+pub mod throttle;
+
+use std::sync::{Arc, OnceLock};
 
 pub use hashing::Hashing;
+pub use http::{router, IdentityApi};
+pub use throttle::TrustedProxies;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use axum::extract::{FromRef, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::extract::FromRef;
 use contracts::Role;
-use platform::openapi::{BadBody, Common, Problem, PROBLEM_JSON};
+use platform::auth::ACCESS_TOKEN_TTL_SECS;
 use platform::sql;
-use platform::{ApiError, ApiJson, Db, Principal, TokenKeys};
-use serde::{Deserialize, Serialize};
+use platform::{ApiError, Db, TokenKeys};
+use throttle::LoginThrottle;
 
 pub fn migrations() -> platform::Migrations {
     platform::Migrations {
@@ -29,6 +34,11 @@ pub struct Identity {
     pub db: Db,
     pub keys: TokenKeys,
     pub hashing: Hashing,
+    pub throttle: LoginThrottle,
+    pub trusted_proxies: TrustedProxies,
+    /// A hash of no one's password: an unknown username is checked against
+    /// it, so that it costs what a known one costs.
+    dummy_hash: Arc<OnceLock<String>>,
 }
 
 impl Identity {
@@ -37,13 +47,110 @@ impl Identity {
             db,
             keys,
             hashing: Hashing::for_this_machine(),
+            throttle: LoginThrottle::default(),
+            trusted_proxies: TrustedProxies::default(),
+            dummy_hash: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Identity as a service starts: the accounts disabled within the life
+    /// of a token go back on the deny-list, which lives in memory.
+    pub async fn start(
+        db: Db,
+        keys: TokenKeys,
+        trusted_proxies: TrustedProxies,
+    ) -> Result<Identity, ApiError> {
+        let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
+        for (user, at_ms) in accounts::disabled_since(&db, since).await? {
+            keys.revocations()
+                .revoke(user, at_ms / 1000, ACCESS_TOKEN_TTL_SECS + 60);
+        }
+        Ok(Identity {
+            trusted_proxies,
+            ..Identity::new(db, keys)
+        })
+    }
+
+    /// Every few seconds, puts the accounts disabled in the database by
+    /// someone else (the `users disable` command) on this process's
+    /// deny-list too.
+    pub fn watch_disables(
+        &self,
+        mut shutdown: platform::shutdown::Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let (db, revocations) = (self.db.clone(), self.keys.revocations().clone());
+        tokio::spawn(async move {
+            let every = platform::revocation_sync::EVERY;
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = ticks.tick() => {}
+                }
+                let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
+                match accounts::disabled_since(&db, since).await {
+                    Ok(users) => {
+                        for (user, at_ms) in users {
+                            revocations.revoke(user, at_ms / 1000, ACCESS_TOKEN_TTL_SECS + 60);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e.detail, "cannot read disabled accounts"),
+                }
+            }
+        })
+    }
+
+    /// Hashes a new password on the bounded pool.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.hashing.run(move || hash_password(&password)).await?
+    }
+
+    /// Checks a password against a stored hash, or against the dummy hash
+    /// when there is no account, on the bounded pool.
+    pub async fn check_password(
+        &self,
+        stored: Option<String>,
+        password: String,
+    ) -> Result<bool, ApiError> {
+        let dummy = self.dummy_hash.clone();
+        self.hashing
+            .run(move || {
+                let known = stored.is_some();
+                let hash = stored.unwrap_or_else(|| {
+                    dummy
+                        .get_or_init(|| {
+                            hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
+                        })
+                        .clone()
+                });
+                known & passwords::verify(&password, &hash)
+            })
+            .await
+    }
+
+    /// Disables an account now: its sessions end and, in this process,
+    /// its access tokens are refused at once.
+    pub async fn disable(&self, user_id: i64) -> Result<bool, ApiError> {
+        let now = platform::clock::now_ms();
+        let found = accounts::disable(&self.db, user_id, now).await?;
+        if found {
+            self.keys
+                .revocations()
+                .revoke(user_id, now / 1000, ACCESS_TOKEN_TTL_SECS + 60);
+        }
+        Ok(found)
     }
 }
 
 impl FromRef<Identity> for TokenKeys {
     fn from_ref(s: &Identity) -> TokenKeys {
         s.keys.clone()
+    }
+}
+
+impl FromRef<Identity> for TrustedProxies {
+    fn from_ref(s: &Identity) -> TrustedProxies {
+        s.trusted_proxies.clone()
     }
 }
 
@@ -90,30 +197,24 @@ pub const DEMO_USERS: [DemoUser; 5] = [
 ];
 
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::internal(format!("cannot hash password: {e}")))
+    passwords::hash(password).map_err(|e| ApiError::internal(format!("cannot hash password: {e}")))
 }
 
-/// Creates the demo accounts unless users exist already.
-pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
-    let count: i64 = sql::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(db)
-        .await?;
-    if count > 0 {
-        return Ok(());
+/// Creates the demo accounts unless users exist already; true if it did.
+pub async fn seed_demo(db: &Db) -> Result<bool, ApiError> {
+    if accounts::count(db).await? > 0 {
+        return Ok(false);
     }
-    let hashes = futures::future::try_join_all(DEMO_USERS.iter().map(|u| {
-        let name = u.username;
-        async move {
-            tokio::task::spawn_blocking(move || hash_password(name))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-        }
-    }))
-    .await?;
+    // One after another on one thread: each hash's memory is reused, not
+    // kept by five threads.
+    let hashes = tokio::task::spawn_blocking(|| {
+        DEMO_USERS
+            .iter()
+            .map(|u| hash_password(u.username))
+            .collect::<Result<Vec<String>, ApiError>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     db.write(move |tx| {
         Box::pin(async move {
             for (user, hash) in DEMO_USERS.iter().zip(hashes) {
@@ -129,222 +230,6 @@ pub async fn seed_demo(db: &Db) -> Result<(), ApiError> {
             Ok::<_, ApiError>(())
         })
     })
-    .await
-}
-
-/// Identity's operations, as `/openapi.json` describes them.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(login, register, me),
-    modifiers(&Common),
-    tags((name = "identity", description = "Log in, sign up, and who the caller is"))
-)]
-pub struct IdentityApi;
-
-pub fn router(identity: Identity) -> Router {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/register", post(register))
-        .route("/auth/me", get(me))
-        .with_state(identity)
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"username": "customer", "password": "customer"}))]
-struct LoginRequest {
-    username: String,
-    password: String,
-}
-
-/// A token and who it is for.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({"token": "eyJhbGciOi...", "userId": 1, "username": "customer", "role": "customer"}))]
-struct LoginResponse {
-    /// Send it as `Authorization: Bearer <token>`.
-    token: String,
-    user_id: i64,
-    username: String,
-    role: Role,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    store_id: Option<i64>,
-}
-
-#[utoipa::path(
-    post,
-    path = "/auth/login",
-    tag = "identity",
-    summary = "Log in: a token for the user",
-    request_body = LoginRequest,
-    responses(
-        (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 401, description = "Wrong username or password", body = Problem, content_type = PROBLEM_JSON),
-        BadBody
-    )
-)]
-async fn login(
-    State(id): State<Identity>,
-    ApiJson(req): ApiJson<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
-    let row = sql::query("SELECT id, password_hash, role, store_id FROM users WHERE username = ?")
-        .bind(&req.username)
-        .fetch_optional(&id.db)
-        .await?;
-    let refused = || ApiError::unauthorized("wrong username or password");
-    let Some(row) = row else {
-        return Err(refused());
-    };
-    let hash: String = row.get(1);
-    let password = req.password;
-    let ok = id
-        .hashing
-        .run(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await?;
-    if !ok {
-        return Err(refused());
-    }
-    let role_name: String = row.get(2);
-    let role = Role::parse(&role_name).ok_or_else(|| ApiError::internal("unknown role stored"))?;
-    let principal = Principal {
-        user_id: row.get(0),
-        username: req.username,
-        role,
-        store_id: row.get(3),
-    };
-    let token = id.keys.issue(&principal)?;
-    Ok(Json(LoginResponse {
-        token,
-        user_id: principal.user_id,
-        username: principal.username,
-        role,
-        store_id: principal.store_id,
-    }))
-}
-
-/// A new customer account.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"username": "kim_minji", "password": "correct horse battery"}))]
-struct Registration {
-    /// 3 to 32 letters, digits, `_` or `-`; stored in lower case.
-    #[schema(pattern = r"^\s*[A-Za-z0-9_-]{3,32}\s*$")]
-    username: String,
-    /// 8 to 200 characters (at most 200 bytes).
-    #[schema(min_length = 8, max_length = 200)]
-    password: String,
-}
-
-/// Customers sign up themselves; owners, riders and admins are created by
-/// the platform.
-#[utoipa::path(
-    post,
-    path = "/auth/register",
-    tag = "identity",
-    summary = "Sign up as a customer: a token for the new user",
-    request_body = Registration,
-    responses(
-        (status = 201, description = "Signed up", body = LoginResponse),
-        (status = 409, description = "The username is taken", body = Problem, content_type = PROBLEM_JSON),
-        BadBody
-    )
-)]
-async fn register(
-    State(id): State<Identity>,
-    ApiJson(req): ApiJson<Registration>,
-) -> Result<(axum::http::StatusCode, Json<LoginResponse>), ApiError> {
-    let username = req.username.trim().to_lowercase();
-    let valid_name = (3..=32).contains(&username.len())
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid_name {
-        return Err(ApiError::unprocessable(
-            "username must be 3 to 32 letters, digits, '_' or '-'",
-        ));
-    }
-    if req.password.chars().count() < 8 || req.password.len() > 200 {
-        return Err(ApiError::unprocessable(
-            "password must be 8 to 200 characters",
-        ));
-    }
-    let password = req.password;
-    let hash = id.hashing.run(move || hash_password(&password)).await??;
-    let name = username.clone();
-    let user_id = id
-        .db
-        .write(move |conn| {
-            Box::pin(async move {
-                let insert = sql::insert_ignoring_duplicates(
-                    conn.backend(),
-                    "INSERT INTO users (username, password_hash, role) VALUES (?, ?, 'customer')",
-                    "(username)",
-                );
-                let inserted: Option<i64> = sql::query_scalar(format!("{insert} RETURNING id"))
-                    .bind(&name)
-                    .bind(hash)
-                    .fetch_optional(conn)
-                    .await?;
-                inserted.ok_or_else(|| {
-                    ApiError::new(
-                        axum::http::StatusCode::CONFLICT,
-                        "Conflict",
-                        format!("the username {name} is taken"),
-                    )
-                })
-            })
-        })
-        .await?;
-    let principal = Principal {
-        user_id,
-        username,
-        role: Role::Customer,
-        store_id: None,
-    };
-    let token = id.keys.issue(&principal)?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(LoginResponse {
-            token,
-            user_id,
-            username: principal.username,
-            role: Role::Customer,
-            store_id: None,
-        }),
-    ))
-}
-
-/// Who the caller is.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Me {
-    user_id: i64,
-    username: String,
-    role: Role,
-    /// The store an owner runs; null for everyone else.
-    store_id: Option<i64>,
-}
-
-#[utoipa::path(
-    get,
-    path = "/auth/me",
-    tag = "identity",
-    summary = "Who the token is for",
-    security(("bearer" = ["customer", "owner", "rider", "admin"])),
-    responses((status = 200, description = "The caller", body = Me))
-)]
-async fn me(who: Principal) -> Json<Me> {
-    Json(Me {
-        user_id: who.user_id,
-        username: who.username,
-        role: who.role,
-        store_id: who.store_id,
-    })
+    .await?;
+    Ok(true)
 }

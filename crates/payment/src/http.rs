@@ -9,8 +9,9 @@ use contracts::event::OrderFacts;
 use contracts::Role;
 use platform::deadline::Deadline;
 use platform::openapi::{BadBody, BadParams, Common, Forbidden, NotFound};
+use platform::service_auth::PAYMENT_CHARGE;
 use platform::sql;
-use platform::{ApiError, ApiPath, JsonBody, Principal};
+use platform::{ApiError, ApiPath, JsonBody, Principal, ServiceCaller};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -50,24 +51,25 @@ struct PayRequest {
     card: Option<String>,
 }
 
-/// Only the platform itself (an admin token, as the order service holds in
-/// the distributed shape) may charge: the amount here is trusted.
+/// Only the order service may charge (its service token with the
+/// `payment:charge` scope): the amount here is trusted. A user's token, even
+/// an admin's, is refused.
 #[utoipa::path(
     post,
     path = "/payments",
     tag = "payment",
-    summary = "Charge an order (the platform itself only)",
-    security(("bearer" = ["admin"])),
+    summary = "Charge an order (the order service only, with its service token)",
+    security(("bearer" = ["service:order payment:charge"])),
     request_body = PayRequest,
     responses((status = 201, description = "The payment, approved or declined", body = Payment), BadBody, Forbidden)
 )]
 async fn pay(
     State(svc): State<PaymentService>,
-    who: Principal,
+    caller: ServiceCaller,
     deadline: Deadline,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Payment>), ApiError> {
-    who.require(&[Role::Admin])?;
+    caller.require(PAYMENT_CHARGE)?;
     let req: PayRequest = body.parse()?;
     if req.price < 0 || req.qty < 1 {
         return Err(ApiError::unprocessable("price must be >= 0 and qty >= 1"));
@@ -82,7 +84,9 @@ async fn pay(
         customer_id: req.customer_id,
         correlation_id: req.correlation_id.unwrap_or_else(Uuid::now_v7),
     };
-    let payment = svc.pay(facts, req.card, who.actor(), deadline).await?;
+    let payment = svc
+        .pay(facts, req.card, Principal::system().actor(), deadline)
+        .await?;
     Ok((StatusCode::CREATED, Json(payment)))
 }
 

@@ -55,7 +55,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_an_admin_marks_a_process_down_on_the_public_listener() {
-        let keys = TokenKeys::from_secret(b"a test secret of enough length for HS256 keys");
+        let keys = TokenKeys::ephemeral();
         let actuator = Actuator::new("test");
         let metrics = Metrics::new("test").expect("metrics");
         let public = for_admins(operations(&actuator, &metrics), keys.clone());

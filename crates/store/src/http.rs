@@ -488,13 +488,14 @@ pub struct StoreCancelled {
 
 /// The order service's cancel, when it runs as its own process: the store
 /// decides whether the cancel or the owner's decision came first. Only the
-/// platform itself (an admin token) may call it.
+/// order service may call it (its service token with the
+/// `store-order:cancel` scope); a user's token, even an admin's, is refused.
 #[utoipa::path(
     put,
     path = "/storeOrders/{orderId}/cancel",
     tag = "store",
-    summary = "Cancel an order before the store decided (the platform itself only)",
-    security(("bearer" = ["admin"])),
+    summary = "Cancel an order before the store decided (the order service only, with its service token)",
+    security(("bearer" = ["service:order store-order:cancel"])),
     params(("orderId" = i64, Path, description = "The order's id")),
     request_body = CancelRequest,
     responses(
@@ -505,11 +506,11 @@ pub struct StoreCancelled {
 )]
 async fn cancel(
     State(svc): State<StoreService>,
-    who: Principal,
+    caller: platform::ServiceCaller,
     ApiPath(order_id): ApiPath<i64>,
     body: platform::JsonBody,
 ) -> Result<Json<StoreCancelled>, ApiError> {
-    who.require(&[Role::Admin])?;
+    caller.require(platform::service_auth::STORE_ORDER_CANCEL)?;
     let req: CancelRequest = body.parse()?;
     let facts = contracts::event::OrderFacts {
         order_id,

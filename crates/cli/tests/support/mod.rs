@@ -399,3 +399,34 @@ pub async fn wait_settled(customer: &Api, owner: &Api, order: i64, winner: Winne
     })
     .await;
 }
+
+/// The environment of every process of a test fleet: identity's token key
+/// pair and order's service key pair (made once in `dir/keys`), and demo
+/// data. Each service reads only the variables it needs.
+pub fn fleet_env(dir: &Path) -> Vec<(&'static str, String)> {
+    let keys = dir.join("keys");
+    for name in ["token", "service"] {
+        if !keys.join(format!("{name}.key")).exists() {
+            platform::signing_keys::generate_pair(&keys, name).expect("generate a key pair");
+        }
+    }
+    let file = |name: &str| keys.join(name).display().to_string();
+    vec![
+        ("HANWHA_TOKEN_KEY_FILE", file("token.key")),
+        ("HANWHA_TOKEN_PUBLIC_KEYS", file("token.pub")),
+        ("HANWHA_SERVICE_KEY_FILE", file("service.key")),
+        ("HANWHA_SERVICE_PUBLIC_KEYS", file("service.pub")),
+        ("HANWHA_DEMO", "1".to_string()),
+    ]
+}
+
+/// A field of /proc/PID/status in KiB, e.g. `VmRSS` or `VmHWM` (peak).
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
