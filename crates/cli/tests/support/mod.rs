@@ -369,9 +369,16 @@ pub async fn race(customer: &Api, owner: &Api, order: i64) -> Winner {
         format!("/storeOrders/{order}/accept"),
     );
     let (cancel, accept) = tokio::join!(customer.put(&cancel_path), owner.put(&accept_path));
+    // A cancel whose call to the store ran out of time answers 503 without
+    // knowing the store's decision (a busy machine makes that happen); the
+    // accept's answer then tells who won, and `wait_settled` checks that
+    // every service ends that way.
+    let unknown = |status: StatusCode| status == StatusCode::SERVICE_UNAVAILABLE;
     match (cancel.status, accept.status) {
         (StatusCode::OK, StatusCode::CONFLICT | StatusCode::NOT_FOUND) => Winner::Cancel,
+        (c, StatusCode::CONFLICT) if unknown(c) => Winner::Cancel,
         (StatusCode::CONFLICT, StatusCode::OK) => Winner::Accept,
+        (c, StatusCode::OK) if unknown(c) => Winner::Accept,
         (c, a) => panic!(
             "order {order}: cancel {c} {} / accept {a} {}",
             cancel.body, accept.body
