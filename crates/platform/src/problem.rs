@@ -501,6 +501,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_500_names_an_incident_and_never_the_database_text() {
+        let leak = "relation \"secret_users\" does not exist";
+        for error in [
+            ApiError::from(sqlx::Error::Protocol(leak.into())),
+            ApiError::internal(leak),
+        ] {
+            let resp = error.into_response();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+                .await
+                .expect("body");
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("secret_users"), "{text}");
+            let body: Value = serde_json::from_slice(&bytes).expect("json");
+            assert_eq!(body["detail"], INTERNAL_DETAIL);
+            assert!(
+                body["incident"]
+                    .as_str()
+                    .is_some_and(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_method_a_route_does_not_take_is_a_problem_that_keeps_allow() {
         let app = Router::new()
             .route("/orders", get(|| async { "ok" }))
