@@ -1,17 +1,24 @@
 //! `hanwha-delivery fleet`: a whole local fleet of the distributed shape as
 //! child processes — every service, two order replicas, three delivery
 //! replicas and the gateway — against the NATS server it is given. It
-//! prints where each one runs and stops them all (SIGTERM, so each drains)
-//! on Ctrl-C.
+//! prints where each one runs and what database it uses, relays each one's
+//! output under its name, restarts one that exits (with back-off), and
+//! stops them all (each drains) on Ctrl-C or SIGTERM. Its children end with
+//! it however it ends (see `lifeline`), and its ports all move with
+//! `--port-base`, so two fleets can share a machine.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod member;
+mod relay;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::keys::FleetKeys;
+use crate::serve::Service;
+use member::{Member, Spec};
+use relay::Relay;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,15 +39,48 @@ pub struct Args {
     #[arg(long = "database", value_name = "SERVICE=URL")]
     database: Vec<String>,
     /// Order replicas.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=MAX_REPLICAS))]
     orders: u16,
     /// Delivery replicas.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=MAX_REPLICAS))]
     deliveries: u16,
-    /// Port of the gateway; services take their usual ports and replicas
-    /// the same port plus 1000 per replica.
-    #[arg(long, default_value_t = 8088)]
-    gateway_port: u16,
+    /// The fleet's ports are the 200 from here: each service on its usual
+    /// port moved by BASE - 8080 (with 8080: order 8081 … gateway 8088),
+    /// its replicas 10 apart (order-2 on 8091), and each member's
+    /// management listener 100 above its public port (order on 8181).
+    #[arg(long, env = "HANWHA_FLEET_PORT_BASE", default_value_t = 8080,
+          value_parser = clap::value_parser!(u16).range(1..=65335))]
+    port_base: u16,
+    /// Port of the gateway, if not the one the base gives.
+    #[arg(long)]
+    gateway_port: Option<u16>,
+    /// JetStream stream that holds every event (each fleet on a shared
+    /// NATS server its own).
+    #[arg(long, env = "HANWHA_STREAM", default_value = "HANWHA")]
+    stream: String,
+    /// Subject prefix of the events (`<prefix>.<EventType>`).
+    #[arg(long, env = "HANWHA_SUBJECT_PREFIX", default_value = "hanwha.events")]
+    subject_prefix: String,
+}
+
+/// Replicas of a service; with ten, replicas stay inside the block of
+/// ports the base gives.
+const MAX_REPLICAS: i64 = 9;
+
+/// Where a fleet's members listen (see `--port-base`).
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    base: u16,
+}
+
+impl Ports {
+    fn public(self, service: Service, replica: u16) -> u16 {
+        self.base + (service.default_port() - 8080) + 10 * replica
+    }
+
+    fn management(self, service: Service, replica: u16) -> u16 {
+        self.public(service, replica) + 100
+    }
 }
 
 /// Where each service keeps its data: SQLite under the fleet directory
@@ -70,112 +110,146 @@ impl Databases {
         })
     }
 
-    /// The `--database-url` flag for `service`, if it is not on SQLite.
-    fn flag(&self, service: &str) -> Option<String> {
+    /// The database URL of `service`, if it is not on SQLite.
+    fn url(&self, service: &str) -> Option<String> {
         if service == "gateway" {
             return None;
         }
-        let url = match self.own.iter().find(|(s, _)| s == service) {
+        Some(match self.own.iter().find(|(s, _)| s == service) {
             Some((_, url)) => url.clone(),
             None => format!(
                 "{}/hanwha_{service}",
                 self.server.as_deref()?.trim_end_matches('/')
             ),
-        };
-        Some(format!("--database-url={url}"))
-    }
-}
-
-struct Member {
-    name: String,
-    url: String,
-    management: String,
-    child: Child,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start(
-    exe: &std::path::Path,
-    dir: &std::path::Path,
-    keys: &FleetKeys,
-    nats: &str,
-    databases: &Databases,
-    service: &str,
-    port: u16,
-    extra: &[String],
-) -> anyhow::Result<(Child, String, String)> {
-    let mut child = Command::new(exe)
-        .args([
-            "serve",
-            service,
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            // Each member its own free loopback port (printed below), even
-            // if HANWHA_MANAGEMENT_LISTEN names one fixed port.
-            "--management-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .args(extra)
-        .args(databases.flag(service))
-        // A local dev tool: its users log in with the demo accounts.
-        .args(matches!(service, "identity" | "store").then_some("--demo"))
-        .envs(keys.env_for(service))
-        // The gateway on this machine names the client for throttling.
-        .env("HANWHA_TRUSTED_PROXIES", "127.0.0.1")
-        .env("HANWHA_IDENTITY_URL", "http://127.0.0.1:8087")
-        .env("HANWHA_NATS_URL", nats)
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {service}"))?;
-    let stdout = child.stdout.take().context("child stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().with_context(|| {
-        format!("{service} on port {port} exited before it listened (is the port free?)")
-    })??;
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .map(str::to_string)
-        .with_context(|| format!("{service} printed no address: {line}"))?;
-    // The second line names the management listener: the operator's
-    // door for the failover drill (`PUT /actuator/down`) and metrics.
-    let management = lines
-        .next()
-        .and_then(Result::ok)
-        .and_then(|l| {
-            l.split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .map(str::to_string)
         })
-        .unwrap_or_default();
-    std::thread::spawn(move || for _ in lines {});
-    Ok((child, url, management))
+    }
+
+    /// The `--database-url` flag for `service`, if it is not on SQLite.
+    fn flag(&self, service: &str) -> Option<String> {
+        self.url(service).map(|url| format!("--database-url={url}"))
+    }
+
+    /// Where `service` keeps its data, as its banner says it (no
+    /// password): the server database, or the SQLite file `serve` opens.
+    fn shown(&self, service: &str, dir: &Path) -> anyhow::Result<Option<String>> {
+        if service == "gateway" {
+            return Ok(None);
+        }
+        let location = match self.url(service) {
+            Some(url) => url.parse()?,
+            None => platform::Location::Sqlite(dir.join(format!("{service}.db"))),
+        };
+        Ok(Some(location.to_string()))
+    }
 }
 
-fn terminate(members: &mut [Member]) {
-    for m in members.iter() {
-        // SIGTERM lets each service drain its requests and outbox.
-        let _ = Command::new("kill")
-            .args(["-TERM", &m.child.id().to_string()])
-            .status();
+/// What a fleet runs and how: the members in their starting order,
+/// the gateway last.
+struct Plan<'a> {
+    args: &'a Args,
+    dir: &'a Path,
+    keys: &'a FleetKeys,
+    databases: &'a Databases,
+    ports: Ports,
+}
+
+impl Plan<'_> {
+    fn replicas(&self, service: Service) -> u16 {
+        match service {
+            Service::Order => self.args.orders,
+            Service::Delivery => self.args.deliveries,
+            _ => 1,
+        }
     }
-    for m in members.iter_mut() {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            match m.child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                _ => {
-                    let _ = m.child.kill();
-                    let _ = m.child.wait();
-                    break;
-                }
+
+    fn url(&self, service: Service, replica: u16) -> String {
+        let port = match (service, self.args.gateway_port) {
+            (Service::Gateway, Some(port)) => port,
+            _ => self.ports.public(service, replica),
+        };
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn members(&self) -> anyhow::Result<Vec<Spec>> {
+        let services = Service::ALL.into_iter().filter(|s| *s != Service::Gateway);
+        let mut specs = Vec::new();
+        for service in services.clone() {
+            for replica in 0..self.replicas(service) {
+                specs.push(self.member(service, replica, self.own_flags(service))?);
             }
         }
+        let upstreams = services
+            .map(|service| {
+                let urls: Vec<String> = (0..self.replicas(service))
+                    .map(|r| self.url(service, r))
+                    .collect();
+                format!("--upstream={}={}", service.name(), urls.join(","))
+            })
+            .collect();
+        specs.push(self.member(Service::Gateway, 0, upstreams)?);
+        Ok(specs)
+    }
+
+    fn own_flags(&self, service: Service) -> Vec<String> {
+        let mut flags = vec![
+            format!("--stream={}", self.args.stream),
+            format!("--subject-prefix={}", self.args.subject_prefix),
+        ];
+        flags.extend(self.databases.flag(service.name()));
+        match service {
+            // A local dev tool: its users log in with the demo accounts.
+            Service::Identity | Service::Store => flags.push("--demo".into()),
+            Service::Order => {
+                flags.push(format!("--payment-url={}", self.url(Service::Payment, 0)));
+                flags.push(format!("--store-url={}", self.url(Service::Store, 0)));
+            }
+            _ => {}
+        }
+        flags
+    }
+
+    fn member(&self, service: Service, replica: u16, flags: Vec<String>) -> anyhow::Result<Spec> {
+        let name = match replica {
+            0 => service.name().to_string(),
+            r => format!("{}-{}", service.name(), r + 1),
+        };
+        let url = self.url(service, replica);
+        let management = format!("127.0.0.1:{}", self.ports.management(service, replica));
+        let mut args = vec![
+            "serve".to_string(),
+            service.name().to_string(),
+            format!("--addr={}", url.trim_start_matches("http://")),
+            format!("--management-listen={management}"),
+            format!("--data-dir={}", self.dir.display()),
+        ];
+        args.extend(flags);
+        Ok(Spec {
+            name,
+            url,
+            management: format!("http://{management}"),
+            database: self.databases.shown(service.name(), self.dir)?,
+            args,
+            env: self.keys.env_for(service.name()),
+            plain_env: vec![
+                // The gateway on this machine names the client for throttling.
+                ("HANWHA_TRUSTED_PROXIES", "127.0.0.1".into()),
+                ("HANWHA_IDENTITY_URL", self.url(Service::Identity, 0)),
+                ("HANWHA_NATS_URL", self.args.nats_url.clone()),
+            ],
+        })
+    }
+}
+
+/// How long members may drain when the fleet stops.
+const DRAIN: Duration = Duration::from_secs(15);
+
+fn stop_all(members: &mut [Member]) {
+    for m in members.iter_mut() {
+        m.ask_to_stop();
+    }
+    let deadline = Instant::now() + DRAIN;
+    for m in members.iter_mut() {
+        m.stop_by(deadline);
     }
 }
 
@@ -185,124 +259,63 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the hanwha-delivery binary")?;
-    let dir = args.fleet_dir.unwrap_or_else(|| data_dir.join("fleet"));
+    let dir = args
+        .fleet_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("fleet"));
     platform::files::private_dir(&dir)?;
     let keys = FleetKeys::in_dir(&dir)?;
     let databases = Databases::parse(args.databases.clone(), &args.database)?;
-    let mut members: Vec<Member> = Vec::new();
-    let result = launch(
-        &exe,
-        &dir,
-        &keys,
-        &args.nats_url,
-        &databases,
-        args.orders.max(1),
-        args.deliveries.max(1),
-        args.gateway_port,
-        &mut members,
-    );
-    if let Err(e) = result {
-        terminate(&mut members);
-        return Err(e);
+    let specs = Plan {
+        args: &args,
+        dir: &dir,
+        keys: &keys,
+        databases: &databases,
+        ports: Ports {
+            base: args.port_base,
+        },
     }
-    let storage = match &databases.server {
-        Some(server) => format!("databases hanwha_<service> on {server}"),
-        None => format!("SQLite databases in {}", dir.display()),
-    };
+    .members()?;
+    let relay = Relay::to_stderr();
+    let mut members: Vec<Member> = Vec::new();
+    for spec in specs {
+        match Member::start(spec, &exe, &relay) {
+            Ok(member) => members.push(member),
+            Err(e) => {
+                stop_all(&mut members);
+                return Err(e);
+            }
+        }
+    }
     println!(
-        "hanwha-delivery fleet ({storage}, events on {}):",
-        args.nats_url
+        "hanwha-delivery fleet (events on {}, stream {}, subjects {}.*):",
+        args.nats_url, args.stream, args.subject_prefix
     );
     for m in &members {
-        println!("  {:<14} {:<24} management {}", m.name, m.url, m.management);
+        let s = &m.spec;
+        println!(
+            "  {:<14} {:<24} management {:<24} pid {:<8} {}",
+            s.name,
+            s.url,
+            s.management,
+            m.pid().unwrap_or_default(),
+            s.database.as_deref().unwrap_or("(no database)")
+        );
     }
-    println!("Ctrl-C stops them all.");
-    stop.await;
-    terminate(&mut members);
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn launch(
-    exe: &std::path::Path,
-    dir: &std::path::Path,
-    keys: &FleetKeys,
-    nats: &str,
-    databases: &Databases,
-    orders: u16,
-    deliveries: u16,
-    gateway_port: u16,
-    members: &mut Vec<Member>,
-) -> anyhow::Result<()> {
-    let mut upstreams: Vec<(String, Vec<String>)> = Vec::new();
-    let mut add = |members: &mut Vec<Member>,
-                   service: &str,
-                   port: u16,
-                   replica: u16,
-                   extra: &[String]|
-     -> anyhow::Result<()> {
-        let (child, url, management) =
-            start(exe, dir, keys, nats, databases, service, port, extra)?;
-        let name = if replica == 0 {
-            service.to_string()
-        } else {
-            format!("{service}-{}", replica + 1)
-        };
-        match upstreams.iter_mut().find(|(s, _)| s == service) {
-            Some((_, urls)) => urls.push(url.clone()),
-            None => upstreams.push((service.to_string(), vec![url.clone()])),
+    println!("A member that exits is restarted; Ctrl-C stops them all.");
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = every.tick() => {
+                for m in members.iter_mut() {
+                    m.supervise(&exe, &relay);
+                }
+            }
         }
-        members.push(Member {
-            name,
-            url,
-            management,
-            child,
-        });
-        Ok(())
-    };
-    for (service, port) in [
-        ("payment", 8084),
-        ("store", 8085),
-        ("identity", 8087),
-        ("status", 8083),
-        ("notification", 8086),
-    ] {
-        add(members, service, port, 0, &[])?;
     }
-    let payment = format!("--payment-url={}", members[0].url);
-    let store = format!("--store-url={}", members[1].url);
-    for r in 0..deliveries {
-        add(members, "delivery", 8082 + 1000 * r, r, &[])?;
-    }
-    for r in 0..orders {
-        add(
-            members,
-            "order",
-            8081 + 1000 * r,
-            r,
-            &[payment.clone(), store.clone()],
-        )?;
-    }
-    let mut extra = Vec::new();
-    for (service, urls) in &upstreams {
-        extra.push(format!("--upstream={service}={}", urls.join(",")));
-    }
-    let (child, url, management) = start(
-        exe,
-        dir,
-        keys,
-        nats,
-        databases,
-        "gateway",
-        gateway_port,
-        &extra,
-    )?;
-    members.push(Member {
-        name: "gateway".into(),
-        url,
-        management,
-        child,
-    });
+    stop_all(&mut members);
     Ok(())
 }
 
@@ -330,5 +343,27 @@ mod tests {
         assert_eq!(sqlite.flag("order"), None);
         assert!(Databases::parse(None, &["store".into()]).is_err());
         assert!(Databases::parse(Some("redis://x".into()), &[]).is_err());
+    }
+
+    #[test]
+    fn every_port_moves_with_the_base_and_stays_in_its_block() {
+        let usual = Ports { base: 8080 };
+        assert_eq!(usual.public(Service::Order, 0), 8081);
+        assert_eq!(usual.public(Service::Gateway, 0), 8088);
+        assert_eq!(usual.public(Service::Order, 1), 8091);
+        assert_eq!(usual.management(Service::Order, 1), 8191);
+        let other = Ports { base: 20000 };
+        let mut seen = std::collections::HashSet::new();
+        for service in Service::ALL {
+            for replica in 0..MAX_REPLICAS as u16 {
+                for port in [
+                    other.public(service, replica),
+                    other.management(service, replica),
+                ] {
+                    assert!((20000..20200).contains(&port), "{port}");
+                    assert!(seen.insert(port), "{port} twice");
+                }
+            }
+        }
     }
 }

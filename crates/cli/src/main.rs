@@ -8,6 +8,7 @@ mod events_api;
 mod first_start;
 mod fleet;
 mod keys;
+mod lifeline;
 mod listeners;
 mod load;
 mod openapi;
@@ -136,6 +137,10 @@ fn init_tracing(json: bool) {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A child of a fleet that died has no reader on its stderr: it
+        // must still log its drain without a complaint about the pipe
+        // (which would panic, stderr being the pipe).
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -211,7 +216,12 @@ async fn main() -> anyhow::Result<()> {
                 retention: platform::retention::Periods::from_env()?,
                 http: cli.http,
             };
-            serve::run(args, common, shutdown_signal()).await
+            serve::run(
+                args,
+                common,
+                lifeline::signal_or_fleet_gone(shutdown_signal()),
+            )
+            .await
         }
         Some(Command::Keys { command }) => keys::run(command),
         Some(Command::Users(args)) => users::run(args, &cli.data_dir).await,

@@ -62,7 +62,7 @@ impl Service {
     }
 
     /// The original system's ports.
-    fn default_port(self) -> u16 {
+    pub fn default_port(self) -> u16 {
         match self {
             Service::Gateway => 8088,
             Service::Order => 8081,

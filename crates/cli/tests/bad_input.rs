@@ -363,3 +363,209 @@ async fn owners_manage_their_own_menus_with_validated_prices() {
         .expect("detail")
         .contains("sold out"));
 }
+
+/// One kind of rejection: asked of the service that owns `path` (or of
+/// every process when `owner` is `None`), by `user`.
+struct Probe {
+    owner: Option<&'static str>,
+    user: &'static str,
+    method: Method,
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    want: StatusCode,
+}
+
+fn probes() -> Vec<Probe> {
+    let probe = |owner, user, method, path, want| Probe {
+        owner,
+        user,
+        method,
+        path,
+        content_type: None,
+        body: Vec::new(),
+        want,
+    };
+    let sent = |content_type, body: &[u8], want| Probe {
+        content_type: Some(content_type),
+        body: body.to_vec(),
+        ..probe(Some("order"), "customer", Method::POST, "/orders", want)
+    };
+    vec![
+        probe(
+            None,
+            "admin",
+            Method::DELETE,
+            "/actuator/health",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        probe(
+            None,
+            "admin",
+            Method::GET,
+            "/no/such/route",
+            StatusCode::NOT_FOUND,
+        ),
+        probe(
+            Some("order"),
+            "admin",
+            Method::GET,
+            "/orders/abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("order"),
+            "admin",
+            Method::GET,
+            "/orders?limit=abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("order"),
+            "admin",
+            Method::PATCH,
+            "/orders",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        sent(
+            "application/json",
+            b"{\"menuName\": ",
+            StatusCode::BAD_REQUEST,
+        ),
+        sent(
+            "text/plain",
+            b"pizza please",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        sent(
+            "application/json",
+            &vec![b' '; 3 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        probe(
+            Some("identity"),
+            "admin",
+            Method::PUT,
+            "/auth/users/abc/disable",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("payment"),
+            "admin",
+            Method::GET,
+            "/payments/abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("store"),
+            "admin",
+            Method::GET,
+            "/menus/abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("store"),
+            "admin",
+            Method::GET,
+            "/menus?storeId=abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("delivery"),
+            "admin",
+            Method::GET,
+            "/deliveries/abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("status"),
+            "admin",
+            Method::GET,
+            "/statusChecks?limit=abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        probe(
+            Some("notification"),
+            "admin",
+            Method::GET,
+            "/notifications?limit=abc",
+            StatusCode::BAD_REQUEST,
+        ),
+    ]
+}
+
+/// Asks every probe `service` should answer (all of them for the
+/// all-in-one and the gateway) of `base`, with the users' tokens.
+async fn every_rejection_is_a_problem_at(
+    base: &str,
+    service: Option<&str>,
+    tokens: &std::collections::HashMap<&str, String>,
+) {
+    // No connection reused: one refused before its body was read (413)
+    // may be closed under the next request.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    for p in probes() {
+        if service.is_some_and(|s| p.owner.is_some_and(|owner| owner != s)) {
+            continue;
+        }
+        let mut req = http
+            .request(p.method.clone(), format!("{base}{}", p.path))
+            .bearer_auth(&tokens[p.user])
+            .body(p.body.clone());
+        if let Some(content_type) = p.content_type {
+            req = req.header("content-type", content_type);
+        }
+        let what = format!("{} {} at {base}", p.method, p.path);
+        let r = try_reply(req)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(r.status, p.want, "{what}: {}", r.body);
+        assert!(r.problem(), "{what}: {}", r.content_type);
+        assert_eq!(r.body["status"], p.want.as_u16(), "{what}: {}", r.body);
+        assert!(
+            r.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what}: {}",
+            r.body
+        );
+    }
+}
+
+/// Every kind of rejection — a method a route does not take, an unknown
+/// route, a path or query parameter that does not parse, a JSON syntax
+/// error, a body of another type or too large — answers problem+json, on
+/// the all-in-one, and (with HANWHA_TEST_NATS_URL) on the gateway and on
+/// each service's own process of a fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_rejection_is_problem_json_in_both_shapes() {
+    let server = Server::start(&[]);
+    let mut tokens = std::collections::HashMap::new();
+    for user in ["admin", "customer"] {
+        let api = Api::login(&server, user).await;
+        tokens.insert(user, api.token.expect("token"));
+    }
+    every_rejection_is_a_problem_at(&server.base, None, &tokens).await;
+
+    let Some(fleet) = support::fleet_command::LocalFleet::start() else {
+        return;
+    };
+    let gateway = fleet.member("gateway").url.clone();
+    for user in ["admin", "customer"] {
+        let r = reply(
+            reqwest::Client::new()
+                .post(format!("{gateway}/auth/login"))
+                .json(&json!({"username": user, "password": user})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        tokens.insert(user, r.body["token"].as_str().expect("token").to_string());
+    }
+    every_rejection_is_a_problem_at(&gateway, None, &tokens).await;
+    for member in fleet.members.iter().filter(|m| m.name != "gateway") {
+        let service = member.name.split('-').next().expect("service");
+        every_rejection_is_a_problem_at(&member.url, Some(service), &tokens).await;
+    }
+    fleet.finish().await;
+}

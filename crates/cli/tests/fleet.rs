@@ -1815,3 +1815,114 @@ async fn a_frozen_gateway_loses_and_doubles_no_keyed_order() {
         .all(|p| p["paymentStatus"] == "Approved"));
     fleet.finish().await;
 }
+
+/// `hanwha-delivery fleet` itself: a member killed is restarted and says
+/// so, every line a member writes carries its name, and killing the fleet
+/// with SIGKILL leaves no member running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_command_restarts_a_killed_member_and_takes_its_members_with_it() {
+    use support::fleet_command::{running, LocalFleet};
+    let Some(mut fleet) = LocalFleet::start() else {
+        return;
+    };
+    let gateway = fleet.member("gateway").clone();
+    assert_eq!(gateway.url, format!("http://127.0.0.1:{}", fleet.base + 8));
+    let order = fleet.member("order");
+    assert!(
+        order.database.ends_with("/order.db") && fleet.member("order-2").database == order.database,
+        "the banner names the replicas' one database: {:?}",
+        fleet.members
+    );
+    fleet
+        .wait_for_line("the gateway's relayed banner", |l| {
+            l.starts_with("gateway ") && l.contains("| hanwha-delivery management on")
+        })
+        .await;
+
+    signal_pid(gateway.pid, "-KILL");
+    let exited = fleet
+        .wait_for_line("the fleet saying the gateway exited", |l| {
+            l.starts_with("fleet ") && l.contains("gateway exited")
+        })
+        .await;
+    assert!(exited.contains("SIGKILL"), "{exited}");
+    let restarted = fleet
+        .wait_for_line("the fleet saying it restarted the gateway", |l| {
+            l.starts_with("fleet ") && l.contains("gateway restarted (pid ")
+        })
+        .await;
+    let new_pid: u32 = restarted
+        .rsplit_once("(pid ")
+        .and_then(|(_, rest)| rest.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {restarted}"));
+    let http = reqwest::Client::new();
+    eventually("the restarted gateway to log a customer in", || {
+        let http = http.clone();
+        let url = format!("{}/auth/login", gateway.url);
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"username": "customer", "password": "customer"}))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        }
+    })
+    .await;
+
+    let mut pids: Vec<u32> = fleet.members.iter().map(|m| m.pid).collect();
+    pids.retain(|pid| *pid != gateway.pid);
+    pids.push(new_pid);
+    assert!(pids.iter().all(|pid| running(*pid)), "{pids:?}");
+    fleet.kill9();
+    eventually("every member to end with the fleet", || {
+        let left: Vec<u32> = pids.iter().copied().filter(|pid| running(*pid)).collect();
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+    fleet.finish().await;
+}
+
+/// Two fleets on one host: their own ports, streams and subjects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_fleets_run_side_by_side_on_their_own_ports_and_streams() {
+    use support::fleet_command::LocalFleet;
+    let Some(one) = LocalFleet::start() else {
+        return;
+    };
+    let two = LocalFleet::start().expect("the second fleet");
+    assert_ne!(one.base, two.base);
+    assert_ne!(one.stream, two.stream);
+    for fleet in [&one, &two] {
+        let gateway = Api {
+            base: fleet.member("gateway").url.clone(),
+            http: reqwest::Client::new(),
+            token: None,
+        };
+        let r = gateway
+            .post(
+                "/auth/login",
+                json!({"username": "customer", "password": "customer"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let customer = Api {
+            token: r.body["token"].as_str().map(str::to_string),
+            ..gateway
+        };
+        let order = place(&customer, "pizza", 1).await;
+        wait_status(&customer, id(&order), "Ordered").await;
+    }
+    // Each fleet's events went to its own stream: deleting both succeeds.
+    one.finish().await;
+    two.finish().await;
+}
+
+fn signal_pid(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}

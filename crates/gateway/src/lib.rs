@@ -69,8 +69,8 @@ impl Cors {
 }
 
 /// Joins the services' routers under one listener, with the limits and
-/// answers that hold for every path: body size, unknown paths as
-/// problem+json, CORS and request tracing.
+/// answers that hold for every path: body size, unknown paths and
+/// refused methods as problem+json, CORS and request tracing.
 pub fn all_in_one(services: Vec<Router>, cors: &Cors) -> Router {
     let admission = Admission::new(Limits::from_env());
     edge(
@@ -98,6 +98,7 @@ fn merge(routers: Vec<Router>) -> Router {
 
 fn edge(app: Router, cors: &Cors) -> Router {
     let app = app
+        .layer(from_fn(platform::problem::bare_rejections_as_problems))
         .layer(DefaultBodyLimit::max(platform::idempotency::BODY_LIMIT))
         .layer(from_fn(front_door::security_headers))
         .layer(

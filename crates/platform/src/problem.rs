@@ -426,6 +426,42 @@ pub async fn not_found_fallback() -> ApiError {
     ApiError::not_found("no such resource")
 }
 
+/// A layer for every router: a client error that leaves with no body and
+/// no type — axum's 405 for a method a route does not take is one — is
+/// given a problem body, its headers (`Allow`) kept, so that every
+/// rejection reads the same.
+pub async fn bare_rejections_as_problems(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    let bare = status.is_client_error()
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+        && axum::body::HttpBody::size_hint(response.body()).exact() == Some(0);
+    if !bare {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    // axum may add `Allow` outside this layer: the detail does not rely on it.
+    let detail = if status == StatusCode::METHOD_NOT_ALLOWED {
+        format!("{method} is not allowed on this resource (the Allow header lists what is)")
+    } else {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    };
+    let title = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        _ => status.canonical_reason().unwrap_or("Client error"),
+    };
+    let (problem, body) = ApiError::new(status, title, detail)
+        .into_response()
+        .into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(problem.headers);
+    Response::from_parts(parts, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +498,60 @@ mod tests {
             .expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, content_type, body)
+    }
+
+    #[tokio::test]
+    async fn a_500_names_an_incident_and_never_the_database_text() {
+        let leak = "relation \"secret_users\" does not exist";
+        for error in [
+            ApiError::from(sqlx::Error::Protocol(leak.into())),
+            ApiError::internal(leak),
+        ] {
+            let resp = error.into_response();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+                .await
+                .expect("body");
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("secret_users"), "{text}");
+            let body: Value = serde_json::from_slice(&bytes).expect("json");
+            assert_eq!(body["detail"], INTERNAL_DETAIL);
+            assert!(
+                body["incident"]
+                    .as_str()
+                    .is_some_and(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_method_a_route_does_not_take_is_a_problem_that_keeps_allow() {
+        let app = Router::new()
+            .route("/orders", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(bare_rejections_as_problems));
+        let resp = app
+            .oneshot(
+                Request::delete("/orders")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()[header::ALLOW], "GET,HEAD");
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(body["status"], 405);
+        assert!(body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("DELETE")));
     }
 
     /// axum's own rejections answer text/plain, which no client of a

@@ -2,6 +2,8 @@
 //! data directory, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod fleet_command;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
