@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use contracts::event::OrderFacts;
+use contracts::wire::{Menu, PayRequest, Payment, PaymentStatus, StoreCancelRequest};
 use contracts::OrderStatus;
 use order::{
     ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
@@ -36,11 +37,17 @@ pub struct HttpPayment {
 #[async_trait]
 impl PaymentClient for HttpPayment {
     async fn pay(&self, request: PaymentRequest) -> Result<PaymentOutcome, ClientError> {
-        let f = &request.facts;
-        let body = json!({
-            "orderId": f.order_id, "customerId": f.customer_id, "storeId": f.store_id,
-            "price": f.price, "menuName": f.menu_name, "qty": f.qty, "address": f.address,
-            "correlationId": f.correlation_id, "card": request.card,
+        let f = request.facts;
+        let body = json!(PayRequest {
+            order_id: f.order_id,
+            customer_id: f.customer_id,
+            store_id: f.store_id,
+            price: f.price,
+            menu_name: f.menu_name,
+            qty: f.qty,
+            address: f.address,
+            correlation_id: Some(f.correlation_id),
+            card: request.card,
         });
         let token = service_token(&self.signer, "payment", PAYMENT_CHARGE)?;
         let Some(budget) = request.deadline.left() else {
@@ -64,15 +71,15 @@ impl PaymentClient for HttpPayment {
                 reply.status, reply.body
             )));
         }
-        Ok(match reply.body["paymentStatus"].as_str() {
-            Some("Approved") => PaymentOutcome::Approved {
-                payment_id: reply.body["id"].as_i64().unwrap_or(0),
+        let payment: Payment = serde_json::from_value(reply.body).map_err(|e| {
+            ClientError::Unavailable(format!("payment answered what is not a payment: {e}"))
+        })?;
+        Ok(match payment.payment_status {
+            PaymentStatus::Approved => PaymentOutcome::Approved {
+                payment_id: payment.id,
             },
             _ => PaymentOutcome::Declined {
-                reason: reply.body["reason"]
-                    .as_str()
-                    .unwrap_or("declined")
-                    .to_string(),
+                reason: payment.reason.unwrap_or_else(|| "declined".into()),
             },
         })
     }
@@ -83,14 +90,8 @@ pub struct HttpStore {
     pub signer: ServiceSigner,
 }
 
-fn menu_item(v: &Value) -> Option<MenuItem> {
-    Some(MenuItem {
-        id: v["id"].as_i64()?,
-        store_id: v["storeId"].as_i64()?,
-        name: v["name"].as_str()?.to_string(),
-        price: v["price"].as_i64()?,
-        available: v["available"].as_bool().unwrap_or(false),
-    })
+fn menu_item(v: Value) -> Option<MenuItem> {
+    serde_json::from_value::<Menu>(v).ok().map(MenuItem::from)
 }
 
 #[async_trait]
@@ -102,7 +103,7 @@ impl StoreClient for HttpStore {
             .await
             .map_err(unavailable)?;
         Ok(if reply.status == StatusCode::OK {
-            menu_item(&reply.body)
+            menu_item(reply.body)
         } else {
             None
         })
@@ -115,21 +116,23 @@ impl StoreClient for HttpStore {
             .call(Method::GET, &path, None, None, true)
             .await
             .map_err(unavailable)?;
-        Ok(reply
-            .body
-            .as_array()
-            .and_then(|list| list.first())
-            .and_then(menu_item))
+        let found: Vec<Value> = serde_json::from_value(reply.body).unwrap_or_default();
+        Ok(found.into_iter().next().and_then(menu_item))
     }
 
     async fn cancel(&self, facts: OrderFacts, actor: String) -> Result<StoreCancel, ClientError> {
-        let body = json!({
-            "storeId": facts.store_id, "customerId": facts.customer_id, "menuName": facts.menu_name,
-            "qty": facts.qty, "price": facts.price, "address": facts.address,
-            "correlationId": facts.correlation_id, "actor": actor,
+        let path = format!("/storeOrders/{}/cancel", facts.order_id);
+        let body = json!(StoreCancelRequest {
+            store_id: facts.store_id,
+            customer_id: facts.customer_id,
+            menu_name: facts.menu_name,
+            qty: facts.qty,
+            price: facts.price,
+            address: facts.address,
+            correlation_id: facts.correlation_id,
+            actor,
         });
         let token = service_token(&self.signer, "store", STORE_ORDER_CANCEL)?;
-        let path = format!("/storeOrders/{}/cancel", facts.order_id);
         let reply = self
             .peer
             .call(Method::PUT, &path, Some(&token), Some(&body), true)
@@ -161,4 +164,150 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Order's HTTP clients against Payment's and Store's real routers, served
+/// in this process on ports of their own, with no broker: the typed
+/// contracts, the service token and the failure answers, end to end.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use platform::deadline::Deadline;
+    use platform::outbox::OutboxSignal;
+    use platform::peer::PeerConfig;
+    use platform::signing_keys::PrivateKey;
+    use platform::{Db, Location, TokenKeys};
+    use uuid::Uuid;
+
+    use super::*;
+
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let address = listener.local_addr().expect("its address");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{address}")
+    }
+
+    fn peer(name: &str, base: &str) -> Arc<Peer> {
+        let config = PeerConfig {
+            deadline: Duration::from_secs(2),
+            ..PeerConfig::default()
+        };
+        Arc::new(Peer::new(name, base, config))
+    }
+
+    fn facts(order_id: i64, menu: &MenuItem) -> OrderFacts {
+        OrderFacts {
+            order_id,
+            menu_name: menu.name.clone(),
+            qty: 2,
+            price: menu.price * 2,
+            address: "Seoul, Jung-gu 1".into(),
+            store_id: menu.store_id,
+            customer_id: 7,
+            correlation_id: Uuid::now_v7(),
+        }
+    }
+
+    fn charge(facts: OrderFacts, card: Option<&str>) -> PaymentRequest {
+        PaymentRequest {
+            facts,
+            card: card.map(str::to_string),
+            actor: "customer:7".into(),
+            deadline: Deadline::within(Duration::from_secs(2)),
+        }
+    }
+
+    #[tokio::test]
+    async fn order_pays_and_cancels_through_payment_and_store_over_http() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let (order_key, _) = PrivateKey::generate();
+        let order_public = order_key.public.clone();
+        let signer = ServiceSigner::new("order", order_key);
+        let open = |name: &str, migrations| {
+            let location = Location::Sqlite(dir.path().join(format!("{name}.db")));
+            async move { Db::open(&location, &migrations).await.expect("a database") }
+        };
+        let payment_db = open("payment", payment::migrations()).await;
+        let store_db = open("store", store::migrations()).await;
+        store::seed_demo(&store_db).await.expect("demo stores");
+        let payment_url = serve(payment::router(payment::PaymentService {
+            db: payment_db,
+            keys: TokenKeys::ephemeral().with_services("payment", vec![order_public.clone()]),
+            outbox: OutboxSignal::new(),
+        }))
+        .await;
+        let store_url = serve(store::router(store::StoreService {
+            db: store_db,
+            keys: TokenKeys::ephemeral().with_services("store", vec![order_public]),
+            outbox: OutboxSignal::new(),
+        }))
+        .await;
+        let payment = HttpPayment {
+            peer: peer("payment", &payment_url),
+            signer: signer.clone(),
+        };
+        let store = HttpStore {
+            peer: peer("store", &store_url),
+            signer: signer.clone(),
+        };
+
+        let menu = store.menu_by_id(1).await.expect("store answers");
+        let menu = menu.expect("the demo menu has item 1");
+        let by_name = store.menu_by_name(&menu.name).await.expect("store answers");
+        assert_eq!(by_name.map(|m| m.id), Some(menu.id));
+        assert!(store.menu_by_id(999_999).await.expect("answers").is_none());
+
+        let paid = payment.pay(charge(facts(1, &menu), None)).await;
+        assert!(
+            matches!(paid, Ok(PaymentOutcome::Approved { payment_id }) if payment_id > 0),
+            "{paid:?}"
+        );
+        let declined = payment
+            .pay(charge(facts(2, &menu), Some("4000000000000002")))
+            .await;
+        assert!(
+            matches!(declined, Ok(PaymentOutcome::Declined { .. })),
+            "{declined:?}"
+        );
+
+        let cancelled = store.cancel(facts(1, &menu), "customer:7".into()).await;
+        assert_eq!(cancelled.expect("store answers"), StoreCancel::Cancelled);
+
+        // A token signed by another key is refused: not a payment.
+        let stranger = HttpPayment {
+            peer: peer("payment", &payment_url),
+            signer: ServiceSigner::new("order", PrivateKey::generate().0),
+        };
+        let refused = stranger.pay(charge(facts(3, &menu), None)).await;
+        assert!(
+            matches!(refused, Err(ClientError::Unavailable(_))),
+            "{refused:?}"
+        );
+
+        // Payment hung (it takes the connection and never answers): the
+        // client gives up at its deadline and says unavailable.
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let hung_url = format!("http://{}", hung.local_addr().expect("address"));
+        let down = HttpPayment {
+            peer: peer("payment", &hung_url),
+            signer,
+        };
+        let unavailable = tokio::time::timeout(
+            Duration::from_secs(10),
+            down.pay(charge(facts(4, &menu), None)),
+        )
+        .await
+        .expect("answers within its deadline");
+        assert!(
+            matches!(unavailable, Err(ClientError::Unavailable(_))),
+            "{unavailable:?}"
+        );
+        drop(hung);
+    }
 }

@@ -21,6 +21,18 @@ pub struct MenuItem {
     pub available: bool,
 }
 
+impl From<contracts::wire::Menu> for MenuItem {
+    fn from(m: contracts::wire::Menu) -> MenuItem {
+        MenuItem {
+            id: m.id,
+            store_id: m.store_id,
+            name: m.name,
+            price: m.price,
+            available: m.available,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PaymentRequest {
     pub facts: OrderFacts,
