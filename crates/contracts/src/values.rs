@@ -33,6 +33,28 @@ macro_rules! whole_number {
     };
 }
 
+/// The id of a stored thing (an order, a menu item): positive, as every
+/// database here numbers them from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Id(i64);
+
+impl Id {
+    pub fn parse(n: i64) -> Result<Id, Invalid> {
+        if n >= 1 {
+            Ok(Id(n))
+        } else {
+            Err(Invalid(format!("an id is a positive number, not {n}")))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+whole_number!(Id);
+
 /// How many of one menu item: 1 to [`MAX_QTY`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "i64")]
@@ -152,6 +174,13 @@ impl TryFrom<String> for Card {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_is_positive() {
+        assert!(Id::parse(0).is_err());
+        assert!(Id::parse(-3).is_err());
+        assert_eq!(Id::parse(42).map(Id::get), Ok(42));
+    }
 
     #[test]
     fn a_quantity_is_one_to_a_hundred() {

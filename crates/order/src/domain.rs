@@ -154,6 +154,25 @@ pub fn total(item: &MenuItem, qty: Qty) -> Result<Krw, String> {
         .ok_or_else(|| "order total is too large".to_string())
 }
 
+/// Whose orders a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Customer(i64),
+    Store(i64),
+    Everyone,
+}
+
+/// Whose orders someone's list shows: a customer their own, an owner their
+/// store's (none without a store), an admin all; riders see deliveries.
+pub fn listed_for(role: Role, user_id: i64, store_id: Option<i64>) -> Option<Owner> {
+    match role {
+        Role::Customer => Some(Owner::Customer(user_id)),
+        Role::Owner => Some(Owner::Store(store_id.unwrap_or(-1))),
+        Role::Admin => Some(Owner::Everyone),
+        Role::Rider => None,
+    }
+}
+
 /// Whether someone may see an order: a customer their own, an owner their
 /// store's, an admin all; riders see deliveries, not orders.
 pub fn may_see(
@@ -246,6 +265,13 @@ mod tests {
         assert!(!may_see(Role::Owner, 2, Some(3), 7, 1));
         assert!(may_see(Role::Admin, 1, None, 7, 1));
         assert!(!may_see(Role::Rider, 7, None, 7, 1));
+        assert_eq!(
+            listed_for(Role::Customer, 7, None),
+            Some(Owner::Customer(7))
+        );
+        assert_eq!(listed_for(Role::Owner, 2, Some(1)), Some(Owner::Store(1)));
+        assert_eq!(listed_for(Role::Admin, 1, None), Some(Owner::Everyone));
+        assert_eq!(listed_for(Role::Rider, 7, None), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
-use contracts::values::{Address, Card, Qty};
+use contracts::values::{Address, Card, Id, Qty};
 use contracts::{OrderStatus, Role};
 use platform::idempotency::IdempotencyKey;
 use platform::openapi::{
@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::domain::{self, OrderAction};
 use crate::error::OrderError;
 use crate::placement::{self, MenuChoice};
-use crate::storage::{self, Order, Owner};
+use crate::storage::{self, Order};
 use crate::{cancellation, OrderService};
 
 /// Order's operations, as `/openapi.json` describes them.
@@ -75,7 +75,8 @@ pub fn router(service: OrderService) -> Router {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"menuId": 1, "qty": 2, "address": "Seoul, Jung-gu 1", "card": "4111-1111-1111-1111"}))]
 struct PlaceOrder {
-    menu_id: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    menu_id: Option<Id>,
     menu_name: Option<String>,
     #[schema(value_type = i64, minimum = 1, maximum = 100)]
     qty: Qty,
@@ -207,12 +208,8 @@ async fn list(
     who: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Order>>, ApiError> {
-    let owner = match who.role {
-        Role::Customer => Owner::Customer(who.user_id),
-        Role::Owner => Owner::Store(who.store_id.unwrap_or(-1)),
-        Role::Admin => Owner::Everyone,
-        Role::Rider => return Err(ApiError::forbidden("riders see deliveries, not orders")),
-    };
+    let owner = domain::listed_for(who.role, who.user_id, who.store_id)
+        .ok_or_else(|| problem(OrderError::Forbidden("riders see deliveries, not orders")))?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(

@@ -4,7 +4,7 @@
 //! order waiting for a sweep; and a retry with the same key finds the order
 //! the first attempt recorded and resumes it instead of charging again.
 
-use contracts::values::{Address, Card, Krw, Qty};
+use contracts::values::{Address, Card, Id, Krw, Qty};
 use contracts::OrderStatus;
 use platform::deadline::Deadline;
 
@@ -17,7 +17,7 @@ use crate::OrderService;
 /// Which menu item the customer names.
 #[derive(Debug, Clone)]
 pub enum MenuChoice {
-    Id(i64),
+    Id(Id),
     Name(String),
 }
 
@@ -91,7 +91,7 @@ pub async fn place(svc: &OrderService, request: Request) -> Result<Order, OrderE
 async fn priced(svc: &OrderService, request: Request) -> Result<NewOrder, OrderError> {
     let unavailable = |e: ClientError| OrderError::StoreUnavailable(e.to_string());
     let menu = match &request.menu {
-        MenuChoice::Id(id) => svc.store.menu_by_id(*id).await,
+        MenuChoice::Id(id) => svc.store.menu_by_id(id.get()).await,
         MenuChoice::Name(name) => svc.store.menu_by_name(name.trim()).await,
     }
     .map_err(unavailable)?

@@ -9,7 +9,7 @@ use platform::{Conn, Db};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{self, Follow, IllegalTransition, OrderAction};
+use crate::domain::{self, Follow, IllegalTransition, OrderAction, Owner};
 use crate::placement::NewOrder;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -232,14 +232,6 @@ pub async fn set_payment(conn: &mut Conn, id: i64, payment_id: i64) -> Result<()
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Whose orders a list shows.
-#[derive(Debug, Clone, Copy)]
-pub enum Owner {
-    Customer(i64),
-    Store(i64),
-    Everyone,
 }
 
 /// A page of orders, newest first.
