@@ -11,7 +11,6 @@ mod keys;
 mod listeners;
 mod load;
 mod openapi;
-mod remote;
 mod serve;
 mod tools;
 mod users;

@@ -2,8 +2,12 @@
 //! all-in-one shape they are plain function calls, in the distributed shape
 //! HTTP clients with timeout, retries and a circuit breaker.
 
+mod over_http;
+
 use async_trait::async_trait;
 use contracts::event::OrderFacts;
+
+pub use over_http::{HttpPayment, HttpStore};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {

@@ -1,4 +1,4 @@
-//! In the distributed shape, Order's synchronous calls go over HTTP through
+//! In the distributed shape, Order calls Payment and Store over HTTP through
 //! [`platform::peer::Peer`]: deadline, retries (every call here is safe to
 //! repeat: payment is idempotent by order id, cancel by order id) and a
 //! circuit breaker. The calls that change state carry a service token of
@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
+use super::{
+    ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
+};
 use async_trait::async_trait;
 use contracts::event::OrderFacts;
 use contracts::wire::{Menu, PayRequest, Payment, PaymentStatus, StoreCancelRequest};
 use contracts::OrderStatus;
-use order::{
-    ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
-};
 use platform::peer::{Peer, PeerError};
 use platform::service_auth::{PAYMENT_CHARGE, STORE_ORDER_CANCEL};
 use platform::ServiceSigner;
