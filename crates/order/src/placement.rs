@@ -1,8 +1,9 @@
-//! Placing an order: record it (with the customer's Idempotency-Key), pay
-//! for it, and settle it as paid, declined or not placed. Runs to its end
-//! in a task of its own, so a customer who hangs up mid-payment leaves no
-//! order waiting for a sweep; and a retry with the same key finds the order
-//! the first attempt recorded and resumes it instead of charging again.
+//! Placing an order: price it from the store's menu, record it (with the
+//! customer's Idempotency-Key), pay for it, and settle it as paid, declined
+//! or not placed. Runs to its end in a task of its own, so a customer who
+//! hangs up mid-payment leaves no order waiting for a sweep; and a retry
+//! with the same key finds the order the first attempt recorded and resumes
+//! it instead of charging again.
 
 use contracts::values::{Address, Card, Id, Krw, Qty};
 use contracts::OrderStatus;
