@@ -18,12 +18,18 @@ use crate::OrderService;
 /// past any payment call: the process that made it died.
 const PAYMENT_SETTLE_MARGIN: Duration = Duration::from_secs(1);
 
+/// One sweep of both kinds; how many orders it moved on.
 pub async fn sweep_once(svc: &OrderService) -> Result<usize, OrderError> {
     let now = platform::clock::now_ms();
-    let mut done = 0;
+    Ok(fail_unsettled_payments(svc, now).await? + cancel_unanswered(svc, now).await?)
+}
 
+/// Fails the orders whose payment call never settled (the process that
+/// made it died); a payment that went through anyway is refunded.
+async fn fail_unsettled_payments(svc: &OrderService, now: i64) -> Result<usize, OrderError> {
     let settle = svc.config.payment_timeout * 2 + PAYMENT_SETTLE_MARGIN;
     let stale_payment = now - settle.as_millis() as i64;
+    let mut done = 0;
     for id in storage::stale_payments(&svc.db, stale_payment).await? {
         let failed = svc
             .db
@@ -56,6 +62,13 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, OrderError> {
         }
     }
 
+    Ok(done)
+}
+
+/// Cancels (and so refunds) the orders the store left unanswered past the
+/// deadline.
+async fn cancel_unanswered(svc: &OrderService, now: i64) -> Result<usize, OrderError> {
+    let mut done = 0;
     let deadline = now - svc.config.store_deadline.as_millis() as i64;
     for order in storage::unanswered(&svc.db, deadline).await? {
         debug_assert_eq!(order.status, OrderStatus::Ordered);
