@@ -32,16 +32,6 @@ impl PaymentClient for LocalPayment {
 
 pub struct LocalStore(pub StoreService);
 
-fn item(m: store::menu::Menu) -> MenuItem {
-    MenuItem {
-        id: m.id,
-        store_id: m.store_id,
-        name: m.name,
-        price: m.price,
-        available: m.available,
-    }
-}
-
 #[async_trait]
 impl StoreClient for LocalStore {
     async fn menu_by_id(&self, id: i64) -> Result<Option<MenuItem>, ClientError> {
@@ -50,7 +40,7 @@ impl StoreClient for LocalStore {
             .menu_by_id(id)
             .await
             .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-        Ok(m.map(item))
+        Ok(m.map(MenuItem::from))
     }
 
     async fn menu_by_name(&self, name: &str) -> Result<Option<MenuItem>, ClientError> {
@@ -59,7 +49,7 @@ impl StoreClient for LocalStore {
             .menu_by_name(name)
             .await
             .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-        Ok(m.map(item))
+        Ok(m.map(MenuItem::from))
     }
 
     async fn cancel(&self, facts: OrderFacts, actor: String) -> Result<StoreCancel, ClientError> {

@@ -12,7 +12,6 @@ mod lifeline;
 mod listeners;
 mod load;
 mod openapi;
-mod remote;
 mod serve;
 mod tools;
 mod users;

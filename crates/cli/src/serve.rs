@@ -22,7 +22,7 @@ use platform::{admin, Db, Location, TokenKeys};
 use tokio::task::JoinHandle;
 
 use crate::all_in_one::with_idempotency;
-use crate::remote::{HttpPayment, HttpStore};
+use order::clients::{HttpPayment, HttpStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Service {

@@ -2,8 +2,12 @@
 //! all-in-one shape they are plain function calls, in the distributed shape
 //! HTTP clients with timeout, retries and a circuit breaker.
 
+mod over_http;
+
 use async_trait::async_trait;
 use contracts::event::OrderFacts;
+
+pub use over_http::{HttpPayment, HttpStore};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -19,6 +23,18 @@ pub struct MenuItem {
     pub name: String,
     pub price: i64,
     pub available: bool,
+}
+
+impl From<contracts::wire::Menu> for MenuItem {
+    fn from(m: contracts::wire::Menu) -> MenuItem {
+        MenuItem {
+            id: m.id,
+            store_id: m.store_id,
+            name: m.name,
+            price: m.price,
+            available: m.available,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

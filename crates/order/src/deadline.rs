@@ -3,7 +3,6 @@
 //! payment call never settled (its process died mid-call) is failed, which
 //! refunds a payment that went through anyway.
 
-use platform::sql;
 use std::time::Duration;
 
 use contracts::OrderStatus;
@@ -11,34 +10,32 @@ use platform::shutdown::Shutdown;
 use tokio::task::JoinHandle;
 
 use crate::domain::OrderAction;
-use crate::record::{self, Order, COLUMNS};
+use crate::error::OrderError;
+use crate::storage;
 use crate::OrderService;
 
 /// A `PaymentPending` order this much older than the payment timeout is
 /// past any payment call: the process that made it died.
 const PAYMENT_SETTLE_MARGIN: Duration = Duration::from_secs(1);
 
-pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError> {
+/// One sweep of both kinds; how many orders it moved on.
+pub async fn sweep_once(svc: &OrderService) -> Result<usize, OrderError> {
     let now = platform::clock::now_ms();
-    let mut done = 0;
+    Ok(fail_unsettled_payments(svc, now).await? + cancel_unanswered(svc, now).await?)
+}
 
+/// Fails the orders whose payment call never settled (the process that
+/// made it died); a payment that went through anyway is refunded.
+async fn fail_unsettled_payments(svc: &OrderService, now: i64) -> Result<usize, OrderError> {
     let settle = svc.config.payment_timeout * 2 + PAYMENT_SETTLE_MARGIN;
     let stale_payment = now - settle.as_millis() as i64;
-    let ids: Vec<i64> = sql::query(
-        "SELECT id FROM orders WHERE status = 'PaymentPending' AND created_at < ? LIMIT 100",
-    )
-    .bind(stale_payment)
-    .fetch_all(&svc.db)
-    .await?
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
-    for id in ids {
+    let mut done = 0;
+    for id in storage::stale_payments(&svc.db, stale_payment).await? {
         let failed = svc
             .db
             .write(move |tx| {
                 Box::pin(async move {
-                    let r = record::change(
+                    let r = storage::change(
                         tx,
                         id,
                         OrderAction::PaymentFailed,
@@ -48,10 +45,10 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError>
                     .await;
                     if r.is_ok() {
                         // Not placed: its key is free for a retry.
-                        record::release_key(tx, id).await?;
+                        storage::release_key(tx, id).await?;
                     }
                     // Settled meanwhile by its own request: nothing to do.
-                    Ok::<_, platform::ApiError>(r.is_ok())
+                    Ok::<_, OrderError>(r.is_ok())
                 })
             })
             .await?;
@@ -65,20 +62,21 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError>
         }
     }
 
+    Ok(done)
+}
+
+/// Cancels (and so refunds) the orders the store left unanswered past the
+/// deadline.
+async fn cancel_unanswered(svc: &OrderService, now: i64) -> Result<usize, OrderError> {
+    let mut done = 0;
     let deadline = now - svc.config.store_deadline.as_millis() as i64;
-    let rows = sql::query(format!(
-        "SELECT {COLUMNS} FROM orders WHERE status = 'Ordered' AND updated_at < ? ORDER BY id LIMIT 100"
-    ))
-    .bind(deadline)
-    .fetch_all(&svc.db)
-    .await?;
-    for order in rows.iter().map(Order::from_row) {
+    for order in storage::unanswered(&svc.db, deadline).await? {
         debug_assert_eq!(order.status, OrderStatus::Ordered);
         let reason = format!(
             "the store did not answer within {} s",
             svc.config.store_deadline.as_secs()
         );
-        match crate::http::cancel_order(svc, order, "system", Some(&reason)).await {
+        match crate::cancellation::cancel(svc, order, "system", Some(&reason)).await {
             Ok(_) => done += 1,
             // The store accepted meanwhile, or is unreachable: next sweep.
             Err(e) => tracing::debug!(error = %e, "deadline cancel skipped"),

@@ -1,8 +1,15 @@
-//! The order's state machine: which action may move an order from which
-//! status, and where to. Everything else in the service asks this.
+//! Order's rules, with no storage and no HTTP: the state machine (which
+//! action may move an order from which status, and where to), the event
+//! each action emits, what an order costs, and who may see it. Everything
+//! else in the service asks this.
 
+use contracts::values::{Krw, Qty};
+use contracts::EventType;
 use contracts::OrderStatus;
 use contracts::OrderStatus::*;
+use contracts::Role;
+
+use crate::clients::MenuItem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderAction {
@@ -123,10 +130,149 @@ pub fn follow(current: OrderStatus, action: OrderAction) -> Result<Follow, Illeg
     }
 }
 
+/// The event an action publishes, if any.
+pub fn event_for(action: OrderAction) -> Option<EventType> {
+    match action {
+        OrderAction::PaymentApproved => Some(EventType::MenuOrdered),
+        OrderAction::PaymentFailed => Some(EventType::OrderPaymentFailed),
+        OrderAction::Cancel | OrderAction::StoreCancelled => Some(EventType::MenuCancelled),
+        OrderAction::Confirm => Some(EventType::OrderConfirmed),
+        // The rest mirror another service's event; they publish nothing new.
+        _ => None,
+    }
+}
+
+/// What `qty` of a menu item costs; the price comes from the menu, never
+/// from the customer.
+pub fn total(item: &MenuItem, qty: Qty) -> Result<Krw, String> {
+    if !item.available {
+        return Err(format!("{} is sold out", item.name));
+    }
+    Krw::parse(item.price)
+        .ok()
+        .and_then(|price| price.times(qty))
+        .ok_or_else(|| "order total is too large".to_string())
+}
+
+/// Whose orders a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Customer(i64),
+    Store(i64),
+    Everyone,
+}
+
+/// Whose orders someone's list shows: a customer their own, an owner their
+/// store's (none without a store), an admin all; riders see deliveries.
+pub fn listed_for(role: Role, user_id: i64, store_id: Option<i64>) -> Option<Owner> {
+    match role {
+        Role::Customer => Some(Owner::Customer(user_id)),
+        Role::Owner => Some(Owner::Store(store_id.unwrap_or(-1))),
+        Role::Admin => Some(Owner::Everyone),
+        Role::Rider => None,
+    }
+}
+
+/// Whether someone may see an order: a customer their own, an owner their
+/// store's, an admin all; riders see deliveries, not orders.
+pub fn may_see(
+    role: Role,
+    user_id: i64,
+    store_id: Option<i64>,
+    customer_id: i64,
+    order_store: i64,
+) -> bool {
+    match role {
+        Role::Admin => true,
+        Role::Customer => customer_id == user_id,
+        Role::Owner => Some(order_store) == store_id,
+        Role::Rider => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Given an order in `given`, when `action` happens, then it moves to
+    /// `then` and emits `emits`: the service's rules as one table.
+    #[test]
+    fn given_a_status_when_an_action_then_a_status_and_its_event() {
+        use EventType as E;
+        use OrderAction as A;
+        let table = [
+            (
+                PaymentPending,
+                A::PaymentApproved,
+                Ordered,
+                Some(E::MenuOrdered),
+            ),
+            (
+                PaymentPending,
+                A::PaymentFailed,
+                PaymentFailed,
+                Some(E::OrderPaymentFailed),
+            ),
+            (Ordered, A::Cancel, Cancelled, Some(E::MenuCancelled)),
+            (
+                Ordered,
+                A::StoreCancelled,
+                Cancelled,
+                Some(E::MenuCancelled),
+            ),
+            (Ordered, A::StoreAccepted, Accepted, None),
+            (Ordered, A::StoreRejected, Rejected, None),
+            (Accepted, A::CookFinished, Cooked, None),
+            (Cooked, A::PickedUp, PickedUp, None),
+            (PickedUp, A::Delivered, Delivered, None),
+            (Delivered, A::Confirm, Confirmed, Some(E::OrderConfirmed)),
+        ];
+        for (given, when, then, emits) in table {
+            assert_eq!(next(given, when), Ok(then), "{given:?} + {when:?}");
+            assert_eq!(event_for(when), emits, "{when:?}");
+        }
+        assert!(next(Accepted, A::Cancel).is_err());
+        assert!(next(Ordered, A::Confirm).is_err());
+    }
+
+    fn item(price: i64, available: bool) -> MenuItem {
+        MenuItem {
+            id: 1,
+            store_id: 1,
+            name: "Bibimbap".into(),
+            price,
+            available,
+        }
+    }
+
+    #[test]
+    fn an_order_costs_the_menu_price_times_the_quantity() {
+        let two = Qty::parse(2).expect("qty");
+        assert_eq!(total(&item(9000, true), two).map(Krw::get), Ok(18000));
+        assert_eq!(
+            total(&item(9000, false), two),
+            Err("Bibimbap is sold out".into())
+        );
+        assert!(total(&item(i64::MAX, true), two).is_err());
+    }
+
+    #[test]
+    fn each_role_sees_its_own_orders() {
+        assert!(may_see(Role::Customer, 7, None, 7, 1));
+        assert!(!may_see(Role::Customer, 8, None, 7, 1));
+        assert!(may_see(Role::Owner, 2, Some(1), 7, 1));
+        assert!(!may_see(Role::Owner, 2, Some(3), 7, 1));
+        assert!(may_see(Role::Admin, 1, None, 7, 1));
+        assert!(!may_see(Role::Rider, 7, None, 7, 1));
+        assert_eq!(
+            listed_for(Role::Customer, 7, None),
+            Some(Owner::Customer(7))
+        );
+        assert_eq!(listed_for(Role::Owner, 2, Some(1)), Some(Owner::Store(1)));
+        assert_eq!(listed_for(Role::Admin, 1, None), Some(Owner::Everyone));
+        assert_eq!(listed_for(Role::Rider, 7, None), None);
+    }
 
     #[test]
     fn facts_in_any_order_bring_the_order_to_the_latest() {

@@ -7,7 +7,7 @@ use platform::outbox::OutboxSignal;
 use platform::Conn;
 
 use crate::domain::OrderAction;
-use crate::record::{self, ChangeError};
+use crate::storage::{self, ChangeError};
 
 pub struct OrderEvents {
     pub outbox: OutboxSignal,
@@ -39,7 +39,7 @@ impl EventHandler for OrderEvents {
         let Some(action) = action_for(event.event_type) else {
             return Ok(());
         };
-        match record::follow(
+        match storage::follow(
             conn,
             event.order_id,
             action,

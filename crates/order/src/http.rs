@@ -1,29 +1,26 @@
-//! Order's HTTP API: the seed's paths.
+//! Order's HTTP API, the seed's paths: each handler extracts and parses,
+//! calls placement, cancellation or storage, and answers; every
+//! [`OrderError`] becomes problem+json in [`problem`], and only there.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
-use contracts::event::OrderFacts;
+use contracts::values::{Address, Card, Id, Qty};
 use contracts::{OrderStatus, Role};
+use platform::idempotency::IdempotencyKey;
 use platform::openapi::{
     BadBody, BadParams, Common, Conflict, Forbidden, NotFound, Problem, PROBLEM_JSON,
 };
-use platform::sql;
 use platform::{ApiError, ApiPath, ApiQuery, JsonBody, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::clients::{ClientError, StoreCancel};
-use crate::domain::OrderAction;
-use crate::placement::{self, NewOrder, Placed};
-use crate::record::{self, ChangeError, Order, COLUMNS};
-use crate::OrderService;
-use platform::idempotency::IdempotencyKey;
-
-/// The largest quantity one order line may carry.
-pub const MAX_QTY: i64 = 100;
-pub const MAX_ADDRESS_LEN: usize = 200;
+use crate::domain::{self, OrderAction};
+use crate::error::OrderError;
+use crate::placement::{self, MenuChoice};
+use crate::storage::{self, Order};
+use crate::{cancellation, OrderService};
 
 /// Order's operations, as `/openapi.json` describes them.
 #[derive(utoipa::OpenApi)]
@@ -78,17 +75,18 @@ pub fn router(service: OrderService) -> Router {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"menuId": 1, "qty": 2, "address": "Seoul, Jung-gu 1", "card": "4111-1111-1111-1111"}))]
 struct PlaceOrder {
-    menu_id: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    menu_id: Option<Id>,
     menu_name: Option<String>,
-    #[schema(minimum = 1, maximum = 100)]
-    qty: i64,
+    #[schema(value_type = i64, minimum = 1, maximum = 100)]
+    qty: Qty,
     /// Where to deliver; 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
-    address: String,
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    address: Address,
     /// Card number, 12 to 19 digits with spaces or dashes between; none or
     /// blank for the demo card. `4000-0000-0000-0002` is always declined.
-    #[schema(pattern = r"^\s*$|^\s*[ -]*(?:[0-9][ -]*){12,19}\s*$")]
-    card: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^\s*$|^\s*[ -]*(?:[0-9][ -]*){12,19}\s*$")]
+    card: Option<Card>,
     /// Accepted for clients of the original system, and ignored: the price
     /// comes from the menu.
     #[allow(dead_code)]
@@ -99,11 +97,45 @@ struct PlaceOrder {
     order_id: Option<serde_json::Value>,
 }
 
-fn change_error(e: ChangeError) -> ApiError {
+/// The one mapping from Order's errors to problem+json.
+fn problem(e: OrderError) -> ApiError {
     match e {
-        ChangeError::NotFound(id) => ApiError::not_found(format!("order {id} not found")),
-        ChangeError::Illegal(t) => ApiError::conflict(t.to_string(), t.current.as_str()),
-        ChangeError::Db(e) => e.into(),
+        OrderError::Invalid(detail) => ApiError::unprocessable(detail),
+        OrderError::NotFound(id) => ApiError::not_found(format!("order {id} not found")),
+        OrderError::Forbidden(why) => ApiError::forbidden(why),
+        OrderError::Illegal(t) => ApiError::conflict(t.to_string(), t.current.as_str()),
+        OrderError::StoreDecided(status) => ApiError::conflict(e.to_string(), status.as_str()),
+        OrderError::StoreUnavailable(why) => {
+            ApiError::dependency_unavailable("store", "the store is unavailable; try again shortly")
+                .retry_after(1)
+                .caused_by(why)
+        }
+        OrderError::CancelUnanswered(why) => ApiError::dependency_unavailable(
+            "store",
+            "the store did not answer the cancel; if it agreed, the order is cancelled and refunded automatically, so check the order before trying again",
+        )
+        .retry_after(1)
+        .caused_by(why),
+        OrderError::Declined {
+            order_id,
+            status,
+            ref reason,
+        } => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "Payment declined",
+            format!("the card was declined: {reason}"),
+        )
+        .with("orderId", json!(order_id))
+        .with("currentStatus", json!(status)),
+        OrderError::NotPlaced { order_id, why } => ApiError::dependency_unavailable(
+            "payment",
+            "payment did not answer in time: the order was not placed, and a charge that went through anyway is refunded automatically; try again",
+        )
+        .retry_after(1)
+        .caused_by(why)
+        .with("orderId", json!(order_id)),
+        OrderError::Db(e) => e.into(),
+        OrderError::Internal(detail) => ApiError::internal(detail),
     }
 }
 
@@ -132,84 +164,22 @@ async fn place(
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     who.require(&[Role::Customer])?;
     let req: PlaceOrder = body.parse()?;
-    if req.qty < 1 || req.qty > MAX_QTY {
-        return Err(ApiError::unprocessable(format!(
-            "qty must be between 1 and {MAX_QTY}"
-        )));
-    }
-    let address = req.address.trim().to_string();
-    if address.is_empty() {
-        return Err(ApiError::unprocessable("address is required"));
-    }
-    if address.chars().count() > MAX_ADDRESS_LEN {
-        return Err(ApiError::unprocessable(format!(
-            "address is longer than {MAX_ADDRESS_LEN} characters"
-        )));
-    }
-    let card = match req.card.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(raw) => {
-            let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-            if !(12..=19).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-                return Err(ApiError::unprocessable("card must be 12 to 19 digits"));
-            }
-            Some(digits)
-        }
-    };
-    let unavailable = |e: ClientError| {
-        ApiError::dependency_unavailable("store", "the store is unavailable; try again shortly")
-            .retry_after(1)
-            .caused_by(e)
-    };
-    let menu = match (req.menu_id, req.menu_name.as_deref()) {
-        (Some(id), _) => svc.store.menu_by_id(id).await.map_err(unavailable)?,
-        (None, Some(name)) => svc
-            .store
-            .menu_by_name(name.trim())
-            .await
-            .map_err(unavailable)?,
+    let menu = match (req.menu_id, req.menu_name) {
+        (Some(id), _) => MenuChoice::Id(id),
+        (None, Some(name)) => MenuChoice::Name(name),
         (None, None) => return Err(ApiError::unprocessable("menuId or menuName is required")),
     };
-    let Some(menu) = menu else {
-        return Err(ApiError::unprocessable("no such menu item"));
-    };
-    if !menu.available {
-        return Err(ApiError::unprocessable(format!(
-            "{} is sold out",
-            menu.name
-        )));
-    }
-    let price = menu
-        .price
-        .checked_mul(req.qty)
-        .ok_or_else(|| ApiError::unprocessable("order total is too large"))?;
-    let new = NewOrder {
+    let request = placement::Request {
         customer_id: who.user_id,
+        actor: who.actor(),
         menu,
         qty: req.qty,
-        price,
-        address,
-        card,
-        actor: who.actor(),
+        address: req.address,
+        card: req.card,
         idempotency_key: key.map(|Extension(IdempotencyKey(k))| k),
     };
-    match placement::place(&svc, new).await? {
-        Placed::Paid(order) | Placed::AsItStands(order) => Ok((StatusCode::CREATED, Json(order))),
-        Placed::Declined { order, reason } => Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "Payment declined",
-            format!("the card was declined: {reason}"),
-        )
-        .with("orderId", json!(order.id))
-        .with("currentStatus", json!(order.status))),
-        Placed::NotPlaced { order, why } => Err(ApiError::dependency_unavailable(
-            "payment",
-            "payment did not answer in time: the order was not placed, and a charge that went through anyway is refunded automatically; try again",
-        )
-        .retry_after(1)
-        .caused_by(why)
-        .with("orderId", json!(order.id))),
-    }
+    let order = placement::place(&svc, request).await.map_err(problem)?;
+    Ok((StatusCode::CREATED, Json(order)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -238,12 +208,8 @@ async fn list(
     who: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Order>>, ApiError> {
-    let (filter, owner_id) = match who.role {
-        Role::Customer => ("customer_id = ?", who.user_id),
-        Role::Owner => ("store_id = ?", who.store_id.unwrap_or(-1)),
-        Role::Admin => ("?1 = ?1", 0),
-        Role::Rider => return Err(ApiError::forbidden("riders see deliveries, not orders")),
-    };
+    let owner = domain::listed_for(who.role, who.user_id, who.store_id)
+        .ok_or_else(|| problem(OrderError::Forbidden("riders see deliveries, not orders")))?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(
@@ -253,17 +219,10 @@ async fn list(
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let offset = q.offset.unwrap_or(0).max(0);
-    let sql = format!(
-        "SELECT {COLUMNS} FROM orders WHERE {filter} AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4"
-    );
-    let rows = sql::query(&sql)
-        .bind(owner_id)
-        .bind(status.map(|s| s.as_str()))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&svc.db)
-        .await?;
-    Ok(Json(rows.iter().map(Order::from_row).collect()))
+    let orders = storage::list(&svc.db, owner, status, limit, offset)
+        .await
+        .map_err(|e| problem(e.into()))?;
+    Ok(Json(orders))
 }
 
 /// The order if `who` may see it; someone else's order is answered 404, as
@@ -271,20 +230,18 @@ async fn list(
 async fn visible(svc: &OrderService, who: &Principal, id: i64) -> Result<Order, ApiError> {
     let order = svc
         .db
-        .read(|conn| Box::pin(record::load(conn, id)))
+        .read(|conn| Box::pin(storage::load(conn, id)))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {id} not found")))?;
-    let mine = match who.role {
-        Role::Admin => true,
-        Role::Customer => order.customer_id == who.user_id,
-        Role::Owner => Some(order.store_id) == who.store_id,
-        Role::Rider => false,
-    };
-    if mine {
-        Ok(order)
-    } else {
-        Err(ApiError::not_found(format!("order {id} not found")))
-    }
+        .filter(|o| {
+            domain::may_see(
+                who.role,
+                who.user_id,
+                who.store_id,
+                o.customer_id,
+                o.store_id,
+            )
+        });
+    order.ok_or_else(|| problem(OrderError::NotFound(id)))
 }
 
 #[utoipa::path(
@@ -320,80 +277,10 @@ async fn cancel(
 ) -> Result<Json<Order>, ApiError> {
     who.require(&[Role::Customer, Role::Admin])?;
     let order = visible(&svc, &who, id).await?;
-    Ok(Json(cancel_order(&svc, order, &who.actor(), None).await?))
-}
-
-/// Cancels an order the store has not accepted: the store decides first
-/// (so a racing accept and cancel have one winner), then the order commits
-/// `Cancelled` with `MenuCancelled`, which refunds the payment.
-pub async fn cancel_order(
-    svc: &OrderService,
-    order: Order,
-    actor: &str,
-    reason: Option<&str>,
-) -> Result<Order, ApiError> {
-    if order.status != OrderStatus::Ordered {
-        let t = crate::domain::next(order.status, OrderAction::Cancel).err();
-        let detail = t
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "cannot cancel".into());
-        return Err(ApiError::conflict(detail, order.status.as_str()));
-    }
-    let facts: OrderFacts = order.facts();
-    match svc.store.cancel(facts, actor.to_string()).await {
-        Ok(StoreCancel::Cancelled) => {}
-        Ok(StoreCancel::TooLate { status }) => {
-            return Err(ApiError::conflict(
-                format!(
-                    "cannot cancel: the store has already {}",
-                    describe_store_decision(status)
-                ),
-                status.as_str(),
-            ))
-        }
-        Err(e) => {
-            return Err(ApiError::dependency_unavailable(
-                "store",
-                "the store did not answer the cancel; if it agreed, the order is cancelled and refunded automatically, so check the order before trying again",
-            )
-            .retry_after(1)
-            .caused_by(e))
-        }
-    }
-    let (svc, actor, reason, id) = (
-        svc.clone(),
-        actor.to_string(),
-        reason.map(str::to_string),
-        order.id,
-    );
-    let order = svc
-        .db
-        .write(move |tx| {
-            Box::pin(async move {
-                // The store's `StoreOrderCancelled` may have cancelled it
-                // already, through Order's consumer: the same outcome.
-                record::follow(
-                    tx,
-                    id,
-                    OrderAction::StoreCancelled,
-                    &actor,
-                    reason.as_deref(),
-                )
-                .await
-                .map_err(change_error)
-            })
-        })
-        .await?;
-    svc.outbox.notify();
-    Ok(order)
-}
-
-fn describe_store_decision(status: OrderStatus) -> &'static str {
-    match status {
-        OrderStatus::Rejected => "rejected the order",
-        OrderStatus::Cancelled => "cancelled the order",
-        _ => "accepted the order and is cooking",
-    }
+    let order = cancellation::cancel(&svc, order, &who.actor(), None)
+        .await
+        .map_err(problem)?;
+    Ok(Json(order))
 }
 
 #[utoipa::path(
@@ -417,12 +304,13 @@ async fn confirm(
         .db
         .write(move |tx| {
             Box::pin(async move {
-                record::change(tx, id, OrderAction::Confirm, &actor, None)
+                storage::change(tx, id, OrderAction::Confirm, &actor, None)
                     .await
-                    .map_err(change_error)
+                    .map_err(OrderError::from)
             })
         })
-        .await?;
+        .await
+        .map_err(problem)?;
     svc.outbox.notify();
     Ok(Json(order))
 }

@@ -2,13 +2,15 @@
 //! synchronous call), lets the customer cancel before the store accepts and
 //! confirm receipt, and follows the rest of the saga from events.
 
+pub mod cancellation;
 pub mod clients;
 pub mod deadline;
 pub mod domain;
+pub mod error;
 mod events;
 pub mod http;
 pub mod placement;
-pub mod record;
+pub mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use platform::{Db, TokenKeys};
 pub use clients::{
     ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
 };
+pub use error::OrderError;
 pub use events::OrderEvents;
 pub use http::{router, OrderApi};
 

@@ -12,8 +12,9 @@ use platform::openapi::{BadBody, BadParams, Common, Forbidden, NotFound};
 use platform::service_auth::PAYMENT_CHARGE;
 use platform::sql;
 use platform::{ApiError, ApiPath, JsonBody, Principal, ServiceCaller};
-use serde::Deserialize;
 use uuid::Uuid;
+
+use contracts::wire::PayRequest;
 
 use crate::record::{Payment, COLUMNS};
 use crate::PaymentService;
@@ -32,23 +33,6 @@ pub fn router(service: PaymentService) -> Router {
         .route("/payments", get(list).post(pay))
         .route("/payments/{orderId}", get(show))
         .with_state(service)
-}
-
-/// A charge the order service asks for: the amount is trusted.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct PayRequest {
-    order_id: i64,
-    customer_id: i64,
-    store_id: i64,
-    #[schema(minimum = 0)]
-    price: i64,
-    menu_name: String,
-    #[schema(minimum = 1)]
-    qty: i64,
-    address: String,
-    correlation_id: Option<Uuid>,
-    card: Option<String>,
 }
 
 /// Only the order service may charge (its service token with the
@@ -114,7 +98,7 @@ async fn list(
     .bind(id)
     .fetch_all(&svc.db)
     .await?;
-    Ok(Json(rows.iter().map(Payment::from_row).collect()))
+    Ok(Json(rows.iter().map(crate::record::from_row).collect()))
 }
 
 #[utoipa::path(

@@ -2,79 +2,28 @@ use contracts::event::OrderFacts;
 use contracts::{Event, EventType};
 use platform::sql;
 use platform::Conn;
-use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub enum PaymentStatus {
-    Approved,
-    Declined,
-    Refunded,
-    /// The order gave up before any payment arrived; a late one is refused.
-    Voided,
-}
-
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::Approved => "Approved",
-            PaymentStatus::Declined => "Declined",
-            PaymentStatus::Refunded => "Refunded",
-            PaymentStatus::Voided => "Voided",
-        }
-    }
-
-    fn parse(s: &str) -> PaymentStatus {
-        match s {
-            "Approved" => PaymentStatus::Approved,
-            "Refunded" => PaymentStatus::Refunded,
-            "Voided" => PaymentStatus::Voided,
-            _ => PaymentStatus::Declined,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    pub id: i64,
-    pub order_id: i64,
-    pub customer_id: i64,
-    pub store_id: i64,
-    /// Total in KRW; the seed called it `price`.
-    pub price: i64,
-    pub menu_name: String,
-    pub qty: i64,
-    pub address: String,
-    pub payment_status: PaymentStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub card_last4: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub version: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+pub use contracts::wire::{Payment, PaymentStatus};
 
 pub const COLUMNS: &str = "id, order_id, customer_id, store_id, amount, menu_name, qty, address, status, card_last4, reason, version, created_at, updated_at";
 
-impl Payment {
-    pub fn from_row(r: &sql::Row) -> Payment {
-        Payment {
-            id: r.get(0),
-            order_id: r.get(1),
-            customer_id: r.get(2),
-            store_id: r.get(3),
-            price: r.get(4),
-            menu_name: r.get(5),
-            qty: r.get(6),
-            address: r.get(7),
-            payment_status: PaymentStatus::parse(&r.get::<String, _>(8)),
-            card_last4: r.get(9),
-            reason: r.get(10),
-            version: r.get(11),
-            created_at: r.get(12),
-            updated_at: r.get(13),
-        }
+pub fn from_row(r: &sql::Row) -> Payment {
+    Payment {
+        id: r.get(0),
+        order_id: r.get(1),
+        customer_id: r.get(2),
+        store_id: r.get(3),
+        price: r.get(4),
+        menu_name: r.get(5),
+        qty: r.get(6),
+        address: r.get(7),
+        payment_status: PaymentStatus::parse(&r.get::<String, _>(8))
+            .unwrap_or(PaymentStatus::Declined),
+        card_last4: r.get(9),
+        reason: r.get(10),
+        version: r.get(11),
+        created_at: r.get(12),
+        updated_at: r.get(13),
     }
 }
 
@@ -83,7 +32,7 @@ pub async fn by_order(conn: &mut Conn, order_id: i64) -> Result<Option<Payment>,
         .bind(order_id)
         .fetch_optional(conn)
         .await?;
-    Ok(row.as_ref().map(Payment::from_row))
+    Ok(row.as_ref().map(from_row))
 }
 
 async fn insert(

@@ -38,6 +38,22 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database URL {0:?}: expected a file path, sqlite://PATH, postgres://... or mysql://... (mariadb://...)")]
     Url(String),
+    /// The `mysql://` backend speaks MariaDB's SQL (`INSERT ... RETURNING`,
+    /// `max_statement_time`), which MySQL does not understand.
+    #[error("the server at {0} is MySQL {1}: only MariaDB (10.5 or later) is supported through mysql:// or mariadb://")]
+    NotMariaDb(String, String),
+}
+
+/// Refuses a server that is not MariaDB, by its `VERSION()`.
+fn require_mariadb(location: &Location, version: &str) -> Result<(), DbError> {
+    if version.to_ascii_lowercase().contains("mariadb") {
+        Ok(())
+    } else {
+        Err(DbError::NotMariaDb(
+            location.to_string(),
+            version.to_string(),
+        ))
+    }
 }
 
 /// What a database error means for the caller, whatever the backend.
@@ -286,6 +302,16 @@ impl Db {
             Location::MySql(url) => {
                 create_if_missing::<MySql>(url).await?;
                 let options = MySqlConnectOptions::from_str(url)?;
+                let version: String = {
+                    use sqlx::Connection;
+                    let mut conn = MySqlConnection::connect_with(&options).await?;
+                    let version = sqlx::query_scalar("SELECT VERSION()")
+                        .fetch_one(&mut conn)
+                        .await?;
+                    conn.close().await?;
+                    version
+                };
+                require_mariadb(location, &version)?;
                 let limits = SessionLimits::from_env().mariadb();
                 let pool = MySqlPoolOptions::new()
                     .max_connections(SERVER_POOL)
@@ -673,6 +699,10 @@ mod tests {
         let l: Location = "mariadb://root@127.0.0.1/store".parse().expect("valid");
         assert_eq!(l, Location::MySql("mysql://root@127.0.0.1/store".into()));
         let l: Location = "sqlite://data/x.db".parse().expect("valid");
+        let maria: Location = "mysql://root@127.0.0.1/store".parse().expect("valid");
+        assert!(require_mariadb(&maria, "10.11.6-MariaDB-0+deb12u1").is_ok());
+        let refused = require_mariadb(&maria, "8.0.36").expect_err("MySQL is refused");
+        assert!(refused.to_string().contains("only MariaDB"), "{refused}");
         assert_eq!(l, Location::Sqlite("data/x.db".into()));
         let l: Location = "data/x.db".parse().expect("valid");
         assert_eq!(l, Location::Sqlite("data/x.db".into()));

@@ -462,21 +462,6 @@ async fn reject(
     .await
 }
 
-/// The order service's cancel of an order, with the order's facts.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = StoreCancelRequest)]
-struct CancelRequest {
-    store_id: i64,
-    customer_id: i64,
-    menu_name: String,
-    qty: i64,
-    price: i64,
-    address: String,
-    correlation_id: uuid::Uuid,
-    actor: String,
-}
-
 /// The store agreed to a cancel.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -497,7 +482,7 @@ pub struct StoreCancelled {
     summary = "Cancel an order before the store decided (the order service only, with its service token)",
     security(("bearer" = ["service:order store-order:cancel"])),
     params(("orderId" = i64, Path, description = "The order's id")),
-    request_body = CancelRequest,
+    request_body = contracts::wire::StoreCancelRequest,
     responses(
         (status = 200, description = "Cancelled", body = StoreCancelled),
         (status = 409, description = "The store decided first; the body names its decision", body = Problem, content_type = PROBLEM_JSON),
@@ -511,7 +496,7 @@ async fn cancel(
     body: platform::JsonBody,
 ) -> Result<Json<StoreCancelled>, ApiError> {
     caller.require(platform::service_auth::STORE_ORDER_CANCEL)?;
-    let req: CancelRequest = body.parse()?;
+    let req: contracts::wire::StoreCancelRequest = body.parse()?;
     let facts = contracts::event::OrderFacts {
         order_id,
         menu_name: req.menu_name,

@@ -5,17 +5,7 @@ use platform::sql;
 use platform::Db;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Menu {
-    pub id: i64,
-    pub store_id: i64,
-    pub store_name: String,
-    pub name: String,
-    /// KRW per item.
-    pub price: i64,
-    pub available: bool,
-}
+pub use contracts::wire::Menu;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
