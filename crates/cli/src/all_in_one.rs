@@ -13,7 +13,7 @@ use platform::actuator::Actuator;
 use platform::consumer::{spawn_consumer, EventHandler};
 use platform::idempotency::{self, Idempotency};
 use platform::metrics::{Gauge, Metrics};
-use platform::outbox::{spawn_relay, OutboxSignal};
+use platform::outbox::spawn_relay;
 use platform::retention::{LogRetention, Retention};
 use platform::shutdown::shutdown_pair;
 use platform::{admin, Db, EventLog, TokenKeys};
@@ -101,17 +101,14 @@ pub async fn run(
     let payment_svc = payment::PaymentService {
         db: payment_db.clone(),
         keys: keys.clone(),
-        outbox: OutboxSignal::new(),
     };
     let store_svc = store::StoreService {
         db: store_db.clone(),
         keys: keys.clone(),
-        outbox: OutboxSignal::new(),
     };
     let order_svc = order::OrderService {
         db: order_db.clone(),
         keys: keys.clone(),
-        outbox: OutboxSignal::new(),
         payment: Arc::new(LocalPayment(payment_svc.clone())),
         store: Arc::new(LocalStore(store_svc.clone())),
         config: settings.order.clone(),
@@ -119,7 +116,6 @@ pub async fn run(
     let delivery_svc = delivery::DeliveryService {
         db: delivery_db.clone(),
         keys: keys.clone(),
-        outbox: OutboxSignal::new(),
     };
     let status_svc = status::StatusService {
         db: status_db.clone(),
@@ -129,34 +125,23 @@ pub async fn run(
         notification::NotificationService::new(notification_db.clone(), keys.clone());
 
     let sink: Arc<dyn platform::transport::EventSink> = Arc::new(log.clone());
-    for (name, db, signal) in [
-        ("order", &order_db, &order_svc.outbox),
-        ("payment", &payment_db, &payment_svc.outbox),
-        ("store", &store_db, &store_svc.outbox),
-        ("delivery", &delivery_db, &delivery_svc.outbox),
+    for (name, db) in [
+        ("order", &order_db),
+        ("payment", &payment_db),
+        ("store", &store_db),
+        ("delivery", &delivery_db),
     ] {
         tasks.push(spawn_relay(
             name,
             db.clone(),
             sink.clone(),
-            signal.clone(),
             shutdown.clone(),
         ));
     }
 
     let handlers: Vec<(Arc<dyn EventHandler>, Db)> = vec![
-        (
-            Arc::new(order::OrderEvents {
-                outbox: order_svc.outbox.clone(),
-            }),
-            order_db.clone(),
-        ),
-        (
-            Arc::new(payment::PaymentEvents {
-                outbox: payment_svc.outbox.clone(),
-            }),
-            payment_db.clone(),
-        ),
+        (Arc::new(order::OrderEvents), order_db.clone()),
+        (Arc::new(payment::PaymentEvents), payment_db.clone()),
         (Arc::new(store::StoreEvents), store_db.clone()),
         (Arc::new(delivery::DeliveryEvents), delivery_db.clone()),
         (Arc::new(status::StatusEvents::served()), status_db.clone()),

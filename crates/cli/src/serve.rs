@@ -14,7 +14,7 @@ use platform::actuator::Actuator;
 use platform::consumer::EventHandler;
 use platform::metrics::{Gauge, Metrics};
 use platform::nats::NatsBus;
-use platform::outbox::{spawn_relay, OutboxSignal};
+use platform::outbox::spawn_relay;
 use platform::peer::{Peer, PeerConfig};
 use platform::shutdown::shutdown_pair;
 use platform::transport::EventSink;
@@ -308,7 +308,6 @@ pub async fn run(
     let sink: Arc<dyn EventSink> = Arc::new(bus.clone());
     let (trigger, shutdown) = shutdown_pair();
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-    let outbox = OutboxSignal::new();
     let mut consumer: Option<Arc<dyn EventHandler>> = None;
     let metrics = Metrics::new(name).context("metrics")?;
 
@@ -354,7 +353,6 @@ pub async fn run(
             let svc = order::OrderService {
                 db: db.clone(),
                 keys: keys.clone(),
-                outbox: outbox.clone(),
                 payment: Arc::new(HttpPayment {
                     peer: payment_peer,
                     signer: signer.clone(),
@@ -365,9 +363,7 @@ pub async fn run(
                 }),
                 config: common.order.clone(),
             };
-            consumer = Some(Arc::new(order::OrderEvents {
-                outbox: outbox.clone(),
-            }));
+            consumer = Some(Arc::new(order::OrderEvents));
             tasks.push(order::deadline::spawn(
                 svc.clone(),
                 common.sweep_every,
@@ -379,11 +375,8 @@ pub async fn run(
             let svc = payment::PaymentService {
                 db: db.clone(),
                 keys: keys.clone(),
-                outbox: outbox.clone(),
             };
-            consumer = Some(Arc::new(payment::PaymentEvents {
-                outbox: outbox.clone(),
-            }));
+            consumer = Some(Arc::new(payment::PaymentEvents));
             payment::router(svc)
         }
         Service::Store => {
@@ -394,7 +387,6 @@ pub async fn run(
             store::router(store::StoreService {
                 db: db.clone(),
                 keys: keys.clone(),
-                outbox: outbox.clone(),
             })
         }
         Service::Delivery => {
@@ -402,7 +394,6 @@ pub async fn run(
             delivery::router(delivery::DeliveryService {
                 db: db.clone(),
                 keys: keys.clone(),
-                outbox: outbox.clone(),
             })
         }
         Service::Status => {
@@ -425,13 +416,7 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    tasks.push(spawn_relay(
-        name,
-        db.clone(),
-        sink,
-        outbox,
-        shutdown.clone(),
-    ));
+    tasks.push(spawn_relay(name, db.clone(), sink, shutdown.clone()));
     let periods = common
         .retention
         .for_broker(platform::nats::redelivery_window());

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use axum::extract::FromRef;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
-use platform::outbox::OutboxSignal;
 use platform::Conn;
 use platform::{Db, TokenKeys};
 
@@ -27,7 +26,6 @@ pub fn migrations() -> platform::Migrations {
 pub struct DeliveryService {
     pub db: Db,
     pub keys: TokenKeys,
-    pub outbox: OutboxSignal,
 }
 
 impl FromRef<DeliveryService> for TokenKeys {

@@ -60,7 +60,6 @@ pub async fn sweep_once(svc: &OrderService) -> Result<usize, platform::ApiError>
                 order_id = id,
                 "failed an order whose payment never settled (its process stopped mid-payment); a charge that went through is refunded"
             );
-            svc.outbox.notify();
             done += 1;
         }
     }

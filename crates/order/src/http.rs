@@ -384,7 +384,6 @@ pub async fn cancel_order(
             })
         })
         .await?;
-    svc.outbox.notify();
     Ok(order)
 }
 
@@ -423,6 +422,5 @@ async fn confirm(
             })
         })
         .await?;
-    svc.outbox.notify();
     Ok(Json(order))
 }

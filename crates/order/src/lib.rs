@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use platform::outbox::OutboxSignal;
 use platform::{Db, TokenKeys};
 
 pub use clients::{
@@ -53,7 +52,6 @@ impl Default for OrderConfig {
 pub struct OrderService {
     pub db: Db,
     pub keys: TokenKeys,
-    pub outbox: OutboxSignal,
     pub payment: Arc<dyn PaymentClient>,
     pub store: Arc<dyn StoreClient>,
     pub config: OrderConfig,

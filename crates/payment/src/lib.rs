@@ -9,7 +9,6 @@ pub mod record;
 use axum::extract::FromRef;
 use contracts::event::OrderFacts;
 use platform::deadline::Deadline;
-use platform::outbox::OutboxSignal;
 use platform::{Db, TokenKeys};
 
 pub use events::PaymentEvents;
@@ -31,7 +30,6 @@ pub const DECLINED_TEST_CARD: &str = "4000000000000002";
 pub struct PaymentService {
     pub db: Db,
     pub keys: TokenKeys,
-    pub outbox: OutboxSignal,
 }
 
 impl FromRef<PaymentService> for TokenKeys {
@@ -76,7 +74,6 @@ impl PaymentService {
                 })
             })
             .await?;
-        self.outbox.notify();
         Ok(payment)
     }
 }

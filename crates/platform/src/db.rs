@@ -26,6 +26,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Database, Pool};
 
+use crate::outbox::OutboxSignal;
 use crate::session_limits::SessionLimits;
 use crate::sql::Backend;
 use crate::writer::Writer;
@@ -196,7 +197,7 @@ pub struct Migrations {
 }
 
 impl Migrations {
-    fn platform() -> Migrations {
+    pub(crate) fn platform() -> Migrations {
         Migrations {
             sqlite: sqlx::migrate!("./migrations/sqlite"),
             postgres: sqlx::migrate!("./migrations/postgres"),
@@ -218,6 +219,8 @@ struct Inner {
     pools: Pools,
     writer: Writer,
     location: Location,
+    /// Rung by the writer after a commit that wrote to the outbox.
+    outbox: OutboxSignal,
 }
 
 #[derive(Clone)]
@@ -308,14 +311,21 @@ impl Db {
     }
 
     fn start(location: Location, pools: Pools) -> Db {
-        let writer = Writer::start(WritePool::of(&pools));
+        let outbox = OutboxSignal::default();
+        let writer = Writer::start(WritePool::of(&pools), outbox.clone());
         Db {
             inner: Arc::new(Inner {
                 pools,
                 writer,
                 location,
+                outbox,
             }),
         }
+    }
+
+    /// What the relay of this database's outbox waits on.
+    pub(crate) fn outbox_signal(&self) -> &OutboxSignal {
+        &self.inner.outbox
     }
 
     pub fn backend(&self) -> Backend {
@@ -511,6 +521,9 @@ pub struct Conn {
     /// Savepoints dropped without commit; rolled back before the next
     /// statement, since a destructor cannot wait for the database.
     abandoned: Vec<String>,
+    /// An event went into the outbox: the relay is woken once the
+    /// transaction commits.
+    pub(crate) wrote_outbox: bool,
 }
 
 impl Conn {
@@ -520,6 +533,7 @@ impl Conn {
             in_transaction: false,
             savepoints: 0,
             abandoned: Vec::new(),
+            wrote_outbox: false,
         }
     }
 

@@ -9,7 +9,6 @@ pub mod menu;
 pub mod store_order;
 
 use axum::extract::FromRef;
-use platform::outbox::OutboxSignal;
 use platform::sql;
 use platform::{Db, TokenKeys};
 
@@ -28,7 +27,6 @@ pub fn migrations() -> platform::Migrations {
 pub struct StoreService {
     pub db: Db,
     pub keys: TokenKeys,
-    pub outbox: OutboxSignal,
 }
 
 impl FromRef<StoreService> for TokenKeys {
