@@ -189,6 +189,20 @@ impl Location {
     }
 }
 
+/// A service's migrations, from its crate's `migrations/sqlite`,
+/// `migrations/postgres` and `migrations/mysql` folders (the crate needs
+/// sqlx for `sqlx::migrate!`).
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+            mysql: sqlx::migrate!("./migrations/mysql"),
+        }
+    };
+}
+
 /// A schema's migrations, one folder per backend.
 pub struct Migrations {
     pub sqlite: Migrator,
@@ -198,11 +212,7 @@ pub struct Migrations {
 
 impl Migrations {
     pub(crate) fn platform() -> Migrations {
-        Migrations {
-            sqlite: sqlx::migrate!("./migrations/sqlite"),
-            postgres: sqlx::migrate!("./migrations/postgres"),
-            mysql: sqlx::migrate!("./migrations/mysql"),
-        }
+        crate::migrations!()
     }
 }
 
