@@ -13,11 +13,11 @@ use platform::actuator::Actuator;
 use platform::metrics::Metrics;
 use platform::retention::{LogRetention, Retention};
 use platform::service::{ServiceDescription, Supplies};
-use platform::shutdown::shutdown_pair;
+use platform::shutdown::{shutdown_pair, Shutdown};
 use platform::{Db, EventLog, TokenKeys};
 
 use crate::adapters::{LocalPayment, LocalStore};
-use crate::wiring::{self, Events};
+use crate::wiring::{self, Events, Running};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -117,6 +117,28 @@ fn inputs(
     Ok(inputs)
 }
 
+/// Starts every service of the list on its database, in the list's order.
+async fn start_all(
+    dbs: &Databases,
+    keys: &TokenKeys,
+    inputs: &Extensions,
+    shutdown: &Shutdown,
+    events: &Events,
+    metrics: &Metrics,
+) -> anyhow::Result<Vec<Running>> {
+    let mut started = Vec::with_capacity(dbs.len());
+    for (service, db) in dbs {
+        let supplies = Supplies {
+            db: db.clone(),
+            keys: keys.clone(),
+            shutdown: shutdown.clone(),
+            inputs: inputs.clone(),
+        };
+        started.push(wiring::start(service, supplies, events, metrics).await?);
+    }
+    Ok(started)
+}
+
 pub async fn run(
     settings: Settings,
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
@@ -132,15 +154,9 @@ pub async fn run(
     let (trigger, shutdown) = shutdown_pair();
     let metrics = Metrics::new("all-in-one").context("metrics")?;
     let events = Events::Log(log.clone());
+    let running = start_all(&dbs, &keys, &inputs, &shutdown, &events, &metrics).await?;
     let (mut routers, mut tasks, mut consumers) = (Vec::new(), Vec::new(), Vec::new());
-    for (service, db) in &dbs {
-        let supplies = Supplies {
-            db: db.clone(),
-            keys: keys.clone(),
-            shutdown: shutdown.clone(),
-            inputs: inputs.clone(),
-        };
-        let running = wiring::start(service, supplies, &events, &metrics).await?;
+    for ((_, db), running) in dbs.iter().zip(running) {
         consumers.extend(running.handler.map(|h| (h.name(), db.clone())));
         routers.extend(running.routers);
         tasks.extend(running.tasks);
@@ -234,17 +250,11 @@ mod tests {
         let (trigger, shutdown) = shutdown_pair();
         let metrics = Metrics::new("test").expect("metrics");
         let events = Events::Log(log.clone());
+        let started = start_all(&dbs, &keys, &inputs, &shutdown, &events, &metrics)
+            .await
+            .expect("start");
         let mut tasks = Vec::new();
-        for (service, db) in &dbs {
-            let supplies = Supplies {
-                db: db.clone(),
-                keys: keys.clone(),
-                shutdown: shutdown.clone(),
-                inputs: inputs.clone(),
-            };
-            let running = wiring::start(service, supplies, &events, &metrics)
-                .await
-                .expect("start");
+        for ((service, _), running) in dbs.iter().zip(started) {
             assert_eq!(running.handler.is_some(), service.consumes_events);
             tasks.extend(running.tasks);
         }
