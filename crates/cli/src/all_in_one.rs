@@ -117,6 +117,40 @@ fn inputs(
     Ok(inputs)
 }
 
+/// Keeps every service's tables and the log bounded; the log keeps what
+/// the consumers and the rebuildable views still need.
+fn retention(
+    dbs: &Databases,
+    consumers: Vec<(&'static str, Db)>,
+    log: &EventLog,
+    periods: platform::retention::Periods,
+) -> Retention {
+    Retention {
+        log: Some(LogRetention {
+            log: log.clone(),
+            consumers,
+            outboxes: dbs.iter().map(|(_, db)| db.clone()).collect(),
+            views: dbs
+                .iter()
+                .filter_map(|(s, db)| Some((s.view?(), db.clone())))
+                .collect(),
+        }),
+        dbs: dbs.iter().map(|(s, db)| (s.name, db.clone())).collect(),
+        periods,
+    }
+}
+
+/// Scripts and tests read the first line to learn the port; the accounts
+/// to use (or how to make the first admin) follow it.
+fn banner(addr: SocketAddr, data_dir: &str, account_notes: Vec<String>) -> String {
+    std::iter::once(format!(
+        "hanwha-delivery listening on http://{addr} (data in {data_dir})"
+    ))
+    .chain(account_notes)
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
 /// Starts every service of the list on its database, in the list's order.
 async fn start_all(
     dbs: &Databases,
@@ -161,22 +195,7 @@ pub async fn run(
         routers.extend(running.routers);
         tasks.extend(running.tasks);
     }
-    tasks.push(
-        Retention {
-            log: Some(LogRetention {
-                log: log.clone(),
-                consumers,
-                outboxes: dbs.iter().map(|(_, db)| db.clone()).collect(),
-                views: dbs
-                    .iter()
-                    .filter_map(|(s, db)| Some((s.view?(), db.clone())))
-                    .collect(),
-            }),
-            dbs: dbs.iter().map(|(s, db)| (s.name, db.clone())).collect(),
-            periods: settings.retention,
-        }
-        .spawn(shutdown.clone()),
-    );
+    tasks.push(retention(&dbs, consumers, &log, settings.retention).spawn(shutdown.clone()));
 
     let actuator = Actuator::new("all-in-one");
     let operations = platform::management::operations(&actuator, &metrics);
@@ -203,14 +222,7 @@ pub async fn run(
         &actuator,
         |addr| {
             tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
-            // Scripts and tests read the first line to learn the port; the
-            // accounts to use (or how to make the first admin) follow it.
-            let mut banner = format!("hanwha-delivery listening on http://{addr} (data in {data_dir})");
-            for note in account_notes {
-                banner.push('\n');
-                banner.push_str(&note);
-            }
-            banner
+            banner(addr, &data_dir, account_notes)
         },
         shutdown_signal,
     )

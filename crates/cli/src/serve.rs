@@ -269,14 +269,7 @@ pub async fn run(
     };
     let name = service.name;
     let keys = common.keys.for_service(service)?;
-    platform::files::private_dir(&common.data_dir)?;
-    let location: Location = match &args.database_url {
-        Some(url) => url.parse()?,
-        None => Location::Sqlite(common.data_dir.join(format!("{name}.db"))),
-    };
-    let db = Db::open(&location, &(service.migrations)())
-        .await
-        .with_context(|| format!("opening {location}"))?;
+    let (location, db) = open_database(service, &args, &common).await?;
     let bus = NatsBus::connect(&args.nats_url, &args.stream, &args.subject_prefix)
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
@@ -289,13 +282,8 @@ pub async fn run(
         shutdown: shutdown.clone(),
         inputs: inputs(service, &args, &common, &metrics)?,
     };
-    let running = wiring::start(
-        service,
-        supplies,
-        &Events::Broker(Box::new(bus.clone())),
-        &metrics,
-    )
-    .await?;
+    let events = Events::Broker(Box::new(bus.clone()));
+    let running = wiring::start(service, supplies, &events, &metrics).await?;
     let mut tasks = running.tasks;
     if !service.holds_accounts {
         tasks.push(platform::revocation_sync::spawn(
@@ -327,12 +315,12 @@ pub async fn run(
         &common.http,
         &actuator,
         |addr| {
-            std::iter::once(format!(
-                "hanwha-delivery {name} listening on http://{addr} (database {location})"
-            ))
-            .chain(notes)
-            .collect::<Vec<_>>()
-            .join("\n")
+            let first =
+                format!("hanwha-delivery {name} listening on http://{addr} (database {location})");
+            std::iter::once(first)
+                .chain(notes)
+                .collect::<Vec<_>>()
+                .join("\n")
         },
         shutdown_signal,
     )
@@ -341,6 +329,24 @@ pub async fn run(
     wiring::stop(tasks).await;
     db.close().await;
     Ok(())
+}
+
+/// The service's database: `--database-url`, or its SQLite file in the
+/// data directory; created on first start and migrated on every start.
+async fn open_database(
+    service: &ServiceDescription,
+    args: &Args,
+    common: &Common,
+) -> anyhow::Result<(Location, Db)> {
+    platform::files::private_dir(&common.data_dir)?;
+    let location: Location = match &args.database_url {
+        Some(url) => url.parse()?,
+        None => Location::Sqlite(common.data_dir.join(format!("{}.db", service.name))),
+    };
+    let db = Db::open(&location, &(service.migrations)())
+        .await
+        .with_context(|| format!("opening {location}"))?;
+    Ok((location, db))
 }
 
 /// Seeds the demo data on `--demo`; for the service that holds the
