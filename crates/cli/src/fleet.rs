@@ -155,9 +155,9 @@ struct Plan<'a> {
 
 impl Plan<'_> {
     fn replicas(&self, service: Service) -> u16 {
-        match service {
-            Service::Order => self.args.orders,
-            Service::Delivery => self.args.deliveries,
+        match service.name() {
+            "order" => self.args.orders,
+            "delivery" => self.args.deliveries,
             _ => 1,
         }
     }
@@ -196,14 +196,18 @@ impl Plan<'_> {
             format!("--subject-prefix={}", self.args.subject_prefix),
         ];
         flags.extend(self.databases.flag(service.name()));
-        match service {
-            // A local dev tool: its users log in with the demo accounts.
-            Service::Identity | Service::Store => flags.push("--demo".into()),
-            Service::Order => {
-                flags.push(format!("--payment-url={}", self.url(Service::Payment, 0)));
-                flags.push(format!("--store-url={}", self.url(Service::Store, 0)));
+        let Service::Of(description) = service else {
+            return flags;
+        };
+        // A local dev tool: its users log in with the demo accounts.
+        if description.seed_demo.is_some() {
+            flags.push("--demo".into());
+        }
+        // The services it calls, at their first replica (`--payment-url`).
+        for callee in description.calls {
+            if let Some(peer) = Service::named(callee) {
+                flags.push(format!("--{callee}-url={}", self.url(peer, 0)));
             }
-            _ => {}
         }
         flags
     }
@@ -233,7 +237,10 @@ impl Plan<'_> {
             plain_env: vec![
                 // The gateway on this machine names the client for throttling.
                 ("HANWHA_TRUSTED_PROXIES", "127.0.0.1".into()),
-                ("HANWHA_IDENTITY_URL", self.url(Service::Identity, 0)),
+                (
+                    "HANWHA_IDENTITY_URL",
+                    self.url(Service::Of(&identity::SERVICE), 0),
+                ),
                 ("HANWHA_NATS_URL", self.args.nats_url.clone()),
             ],
         })
@@ -348,10 +355,10 @@ mod tests {
     #[test]
     fn every_port_moves_with_the_base_and_stays_in_its_block() {
         let usual = Ports { base: 8080 };
-        assert_eq!(usual.public(Service::Order, 0), 8081);
+        assert_eq!(usual.public(Service::Of(&order::SERVICE), 0), 8081);
         assert_eq!(usual.public(Service::Gateway, 0), 8088);
-        assert_eq!(usual.public(Service::Order, 1), 8091);
-        assert_eq!(usual.management(Service::Order, 1), 8191);
+        assert_eq!(usual.public(Service::Of(&order::SERVICE), 1), 8091);
+        assert_eq!(usual.management(Service::Of(&order::SERVICE), 1), 8191);
         let other = Ports { base: 20000 };
         let mut seen = std::collections::HashSet::new();
         for service in Service::ALL {

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use platform::service::ServiceDescription;
 use platform::signing_keys::{self, PrivateKey, PublicKey};
 use platform::{ServiceSigner, TokenKeys};
 
@@ -84,8 +85,18 @@ impl KeyArgs {
         Ok(TokenKeys::issuer(key, self.also_accepted()?))
     }
 
+    /// A service in the distributed shape: the one that holds the accounts
+    /// signs; the others verify.
+    pub fn for_service(&self, service: &ServiceDescription) -> anyhow::Result<TokenKeys> {
+        if service.holds_accounts {
+            self.identity()
+        } else {
+            self.verifier(service.name)
+        }
+    }
+
     /// Identity in the distributed shape: signs with its configured key.
-    pub fn identity(&self) -> anyhow::Result<TokenKeys> {
+    fn identity(&self) -> anyhow::Result<TokenKeys> {
         self.refuse_shared_secret()?;
         let path = self.token_key_file.as_ref().with_context(|| {
             format!("identity needs HANWHA_TOKEN_KEY_FILE, the key that signs tokens: {HOW_TO_MAKE_KEYS}")
@@ -98,7 +109,7 @@ impl KeyArgs {
 
     /// Any other service: verifies with the configured public keys; Payment
     /// and Store also accept the service keys' tokens addressed to them.
-    pub fn verifier(&self, service: &str) -> anyhow::Result<TokenKeys> {
+    fn verifier(&self, service: &str) -> anyhow::Result<TokenKeys> {
         self.refuse_shared_secret()?;
         let accepted = self.also_accepted()?;
         if accepted.is_empty() {
@@ -177,15 +188,25 @@ impl FleetKeys {
     }
 
     /// The environment a child running `service` needs: private keys only
-    /// where they are used.
+    /// where they are used (read from the list: who holds the accounts,
+    /// who calls whom).
     pub fn env_for(&self, service: &str) -> Vec<(&'static str, PathBuf)> {
         let file = |name: &str| self.dir.join(name);
         let mut env = vec![("HANWHA_TOKEN_PUBLIC_KEYS", file("token.pub"))];
-        match service {
-            "identity" => env.push(("HANWHA_TOKEN_KEY_FILE", file("token.key"))),
-            "order" => env.push(("HANWHA_SERVICE_KEY_FILE", file("service.key"))),
-            "payment" | "store" => env.push(("HANWHA_SERVICE_PUBLIC_KEYS", file("service.pub"))),
-            _ => {}
+        let Some(service) = services::named(service) else {
+            return env;
+        };
+        if service.holds_accounts {
+            env.push(("HANWHA_TOKEN_KEY_FILE", file("token.key")));
+        }
+        if !service.calls.is_empty() {
+            env.push(("HANWHA_SERVICE_KEY_FILE", file("service.key")));
+        }
+        if services::ALL
+            .iter()
+            .any(|s| s.calls.contains(&service.name))
+        {
+            env.push(("HANWHA_SERVICE_PUBLIC_KEYS", file("service.pub")));
         }
         env
     }

@@ -1,6 +1,15 @@
 //! `hanwha-delivery`: with no subcommand it runs the whole platform in one
 //! process (the all-in-one shape); subcommands read the event log and
 //! rebuild read models.
+//!
+//! A short tour: the services are the list in crate `services`, each one a
+//! `platform::service::ServiceDescription`. `all_in_one` runs every entry
+//! in this process, `serve` runs one (or the gateway); both start each
+//! service through `wiring::start`, so they differ only in what they
+//! supply: the event log or NATS, SQLite files or a database URL, Order's
+//! calls by function (`adapters`) or over HTTP (`remote`). `keys` is where
+//! every process gets its token keys; `openapi` merges the list's
+//! descriptions; `fleet` starts a local distributed fleet.
 
 mod adapters;
 mod all_in_one;
@@ -15,6 +24,7 @@ mod openapi;
 mod serve;
 mod tools;
 mod users;
+mod wiring;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -131,6 +141,16 @@ enum Command {
     Users(users::Args),
 }
 
+impl Cli {
+    fn order_config(&self) -> order::OrderConfig {
+        order::OrderConfig {
+            payment_timeout: Duration::from_millis(self.payment_timeout_ms),
+            store_deadline: Duration::from_secs(self.store_deadline_secs),
+            sweep_every: Duration::from_millis(self.sweep_ms.max(10)),
+        }
+    }
+}
+
 fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_env("HANWHA_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
@@ -173,16 +193,13 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
+    let order = cli.order_config();
     match cli.command {
         None => {
             let settings = all_in_one::Settings {
                 listen: cli.listen,
                 data_dir: cli.data_dir,
-                order: order::OrderConfig {
-                    payment_timeout: Duration::from_millis(cli.payment_timeout_ms),
-                    store_deadline: Duration::from_secs(cli.store_deadline_secs),
-                },
-                sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
+                order,
                 cors: gateway::Cors::parse(&cli.cors_origins),
                 seed_demo: first_start::all_in_one_seeds(cli.demo, cli.no_demo, cli.listen),
                 keys: cli.keys,
@@ -204,11 +221,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => {
             let common = serve::Common {
                 data_dir: cli.data_dir,
-                order: order::OrderConfig {
-                    payment_timeout: Duration::from_millis(cli.payment_timeout_ms),
-                    store_deadline: Duration::from_secs(cli.store_deadline_secs),
-                },
-                sweep_every: Duration::from_millis(cli.sweep_ms.max(10)),
+                order,
                 seed_demo: cli.demo && !cli.no_demo,
                 keys: cli.keys,
                 trusted_proxies: identity::TrustedProxies::parse(&cli.trusted_proxies)?,

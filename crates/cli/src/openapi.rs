@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use utoipa::openapi::OpenApi;
 use utoipa::OpenApi as _;
 
-use crate::serve::Service;
+use platform::service::ServiceDescription;
 
 /// What every process serves besides its service's own operations.
 fn process_basics() -> Vec<OpenApi> {
@@ -16,28 +16,12 @@ fn process_basics() -> Vec<OpenApi> {
     ]
 }
 
-/// One service's operations, without the process's basics.
-fn operations(service: Service) -> Vec<OpenApi> {
-    let own = match service {
-        Service::Gateway => return Vec::new(),
-        Service::Identity => return vec![identity::IdentityApi::openapi()],
-        Service::Order => order::OrderApi::openapi(),
-        Service::Payment => payment::PaymentApi::openapi(),
-        Service::Store => store::StoreApi::openapi(),
-        Service::Delivery => delivery::DeliveryApi::openapi(),
-        Service::Status => status::StatusApi::openapi(),
-        Service::Notification => notification::NotificationApi::openapi(),
-    };
-    // Every service but identity consumes events and mounts its dead letters.
-    vec![own, platform::admin::DeadLetterApi::openapi()]
-}
-
 /// What `hanwha-delivery serve SERVICE` serves.
-pub fn for_service(service: Service) -> Value {
-    let title = format!("Hanwha Delivery: {}", service.name());
+pub fn for_service(service: &ServiceDescription) -> Value {
+    let title = format!("Hanwha Delivery: {}", service.name);
     let doc = platform::openapi::merge(
         &title,
-        operations(service).into_iter().chain(process_basics()),
+        service.operations().into_iter().chain(process_basics()),
     );
     serde_json::to_value(doc).unwrap_or(Value::Null)
 }
@@ -82,7 +66,7 @@ fn routed_by_the_gateway(method: &axum::http::Method, path: &str) -> bool {
 }
 
 fn services() -> OpenApi {
-    let services = Service::ALL.into_iter().flat_map(operations);
+    let services = services::ALL.into_iter().flat_map(|s| s.operations());
     platform::openapi::merge("Hanwha Delivery", services.chain(process_basics()))
 }
 
@@ -145,18 +129,18 @@ mod tests {
 
     #[test]
     fn a_service_describes_its_own_operations_and_the_gateway_all_of_them() {
-        let order = paths(&for_service(Service::Order));
+        let order = paths(&for_service(&order::SERVICE));
         assert!(order.contains(&"/orders/{id}/cancel".to_string()));
         assert!(order.contains(&"/actuator/health".to_string()));
         assert!(order.contains(&"/admin/deadLetters/{consumer}".to_string()));
         assert!(!order.iter().any(|p| p.starts_with("/menus")));
-        let identity = paths(&for_service(Service::Identity));
+        let identity = paths(&for_service(&identity::SERVICE));
         assert!(identity.contains(&"/auth/login".to_string()));
         // Identity consumes no events: no dead letters.
         assert!(!identity.iter().any(|p| p.starts_with("/admin/")));
 
         let door = gateway();
-        for service in Service::ALL {
+        for service in services::ALL {
             let own = for_service(service);
             for path in paths(&own) {
                 for method in ["get", "put", "post", "delete", "patch"] {
@@ -168,7 +152,7 @@ mod tests {
                         door["paths"][&path][method].is_object(),
                         routed_by_the_gateway(&parsed, &path),
                         "{method} {path} of {}",
-                        service.name()
+                        service.name
                     );
                 }
             }

@@ -9,74 +9,69 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
+use axum::http::Extensions;
 use platform::actuator::Actuator;
-use platform::consumer::EventHandler;
 use platform::metrics::{Gauge, Metrics};
 use platform::nats::NatsBus;
-use platform::outbox::{spawn_relay, OutboxSignal};
 use platform::peer::{Peer, PeerConfig};
+use platform::service::{ServiceDescription, Supplies};
 use platform::shutdown::shutdown_pair;
-use platform::transport::EventSink;
-use platform::{admin, Db, Location, TokenKeys};
-use tokio::task::JoinHandle;
+use platform::{Db, Location};
 
-use crate::all_in_one::with_idempotency;
+use crate::wiring::{self, Events};
 use order::clients::{HttpPayment, HttpStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What `serve` runs: the gateway or one service of the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Gateway,
-    Identity,
-    Order,
-    Payment,
-    Store,
-    Delivery,
-    Status,
-    Notification,
+    Of(&'static ServiceDescription),
 }
 
 impl Service {
-    pub const ALL: [Service; 8] = [
-        Service::Gateway,
-        Service::Identity,
-        Service::Order,
-        Service::Payment,
-        Service::Store,
-        Service::Delivery,
-        Service::Status,
-        Service::Notification,
-    ];
+    /// The gateway, then the list's services in its order.
+    pub const ALL: [Service; 1 + services::ALL.len()] = {
+        let mut all = [Service::Gateway; 1 + services::ALL.len()];
+        let mut i = 0;
+        while i < services::ALL.len() {
+            all[i + 1] = Service::Of(services::ALL[i]);
+            i += 1;
+        }
+        all
+    };
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Gateway => "gateway",
-            Service::Identity => "identity",
-            Service::Order => "order",
-            Service::Payment => "payment",
-            Service::Store => "store",
-            Service::Delivery => "delivery",
-            Service::Status => "status",
-            Service::Notification => "notification",
+            Service::Of(service) => service.name,
         }
     }
 
     /// The original system's ports.
     pub fn default_port(self) -> u16 {
         match self {
-            Service::Gateway => 8088,
-            Service::Order => 8081,
-            Service::Delivery => 8082,
-            Service::Status => 8083,
-            Service::Payment => 8084,
-            Service::Store => 8085,
-            Service::Notification => 8086,
-            Service::Identity => 8087,
+            Service::Gateway => gateway::DEFAULT_PORT,
+            Service::Of(service) => service.default_port,
         }
+    }
+
+    /// The gateway or a service of the list, by name.
+    pub fn named(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
     }
 
     fn default_addr(self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.default_port()))
+    }
+}
+
+impl clap::ValueEnum for Service {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
     }
 }
 
@@ -166,7 +161,6 @@ pub struct Args {
 pub struct Common {
     pub data_dir: PathBuf,
     pub order: order::OrderConfig,
-    pub sweep_every: Duration,
     pub seed_demo: bool,
     pub keys: crate::keys::KeyArgs,
     pub trusted_proxies: identity::TrustedProxies,
@@ -176,22 +170,23 @@ pub struct Common {
     pub http: crate::listeners::HttpArgs,
 }
 
+/// The replicas of each service from `--upstream`; a service not named is
+/// expected on its default port on 127.0.0.1.
 fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
     let mut out: Vec<(&'static str, Vec<String>)> = Vec::new();
     for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
         let (service, urls) = spec
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--upstream {spec}: expected SERVICE=URL[,URL...]"))?;
-        let service = gateway::proxy::SERVICES
-            .iter()
-            .find(|s| **s == service.trim())
-            .ok_or_else(|| anyhow::anyhow!("--upstream {spec}: unknown service {service}"))?;
+        let service = services::named(service.trim())
+            .ok_or_else(|| anyhow::anyhow!("--upstream {spec}: unknown service {service}"))?
+            .name;
         let urls: Vec<String> = urls
             .split(',')
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty())
             .collect();
-        if out.iter().any(|(s, _)| s == service) {
+        if out.iter().any(|(s, _)| *s == service) {
             // Otherwise one of the lists would be silently ignored.
             anyhow::bail!(
                 "--upstream {service} is given twice: name all its replicas in one, {service}=URL,URL"
@@ -199,14 +194,10 @@ fn upstreams(specs: &[String]) -> anyhow::Result<Vec<(&'static str, Vec<String>)
         }
         out.push((service, urls));
     }
-    for service in gateway::proxy::SERVICES {
-        if !out.iter().any(|(s, _)| *s == service) {
-            let port = Service::ALL
-                .into_iter()
-                .find(|s| s.name() == service)
-                .map(Service::default_port)
-                .unwrap_or(0);
-            out.push((service, vec![format!("http://127.0.0.1:{port}")]));
+    for service in services::ALL {
+        if !out.iter().any(|(s, _)| *s == service.name) {
+            let url = format!("http://127.0.0.1:{}", service.default_port);
+            out.push((service.name, vec![url]));
         }
     }
     Ok(out)
@@ -218,6 +209,7 @@ async fn run_gateway(
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let proxy = gateway::proxy::Proxy::new(
+        gateway::proxy::Routes::of(&services::ALL),
         upstreams(&args.upstreams)?,
         gateway::proxy::OutlierConfig {
             consecutive_errors: args.eject_after.max(1),
@@ -276,251 +268,45 @@ pub async fn run(
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     common.keys.refuse_shared_secret()?;
-    if args.service == Service::Gateway {
-        return run_gateway(args, common.http, shutdown_signal).await;
-    }
-    let name = args.service.name();
-    let keys: TokenKeys = match args.service {
-        Service::Identity => common.keys.identity()?,
-        _ => common.keys.verifier(name)?,
+    let service = match args.service {
+        Service::Gateway => return run_gateway(args, common.http, shutdown_signal).await,
+        Service::Of(service) => service,
     };
-    platform::files::private_dir(&common.data_dir)?;
-    let location: Location = match &args.database_url {
-        Some(url) => url.parse()?,
-        None => Location::Sqlite(common.data_dir.join(format!("{name}.db"))),
-    };
-    let migrations = match args.service {
-        // The gateway returned above; it has no database.
-        Service::Gateway | Service::Identity => identity::migrations(),
-        Service::Order => order::migrations(),
-        Service::Payment => payment::migrations(),
-        Service::Store => store::migrations(),
-        Service::Delivery => delivery::migrations(),
-        Service::Status => status::migrations(),
-        Service::Notification => notification::migrations(),
-    };
-    let db = Db::open(&location, &migrations)
-        .await
-        .with_context(|| format!("opening {location}"))?;
+    let name = service.name;
+    let keys = common.keys.for_service(service)?;
+    let (location, db) = open_database(service, &args, &common).await?;
     let bus = NatsBus::connect(&args.nats_url, &args.stream, &args.subject_prefix)
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
-    let sink: Arc<dyn EventSink> = Arc::new(bus.clone());
+    let notes = first_start(service, &db, &args, &common).await?;
     let (trigger, shutdown) = shutdown_pair();
-    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-    let outbox = OutboxSignal::new();
-    let mut consumer: Option<Arc<dyn EventHandler>> = None;
     let metrics = Metrics::new(name).context("metrics")?;
-
-    let mut notes: Vec<String> = Vec::new();
-    let router: Router = match args.service {
-        Service::Gateway | Service::Identity => {
-            let seeded = common.seed_demo
-                && identity::seed_demo(&db)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
-            let target = match &args.database_url {
-                Some(url) => format!("--database-url {url}"),
-                None => format!("--data-dir {}", common.data_dir.display()),
-            };
-            notes = crate::first_start::account_notes(&db, seeded, &target).await?;
-            let identity =
-                identity::Identity::start(db.clone(), keys.clone(), common.trusted_proxies.clone())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("starting identity: {e}"))?;
-            tasks.push(identity.watch_disables(shutdown.clone()));
-            identity::router(identity)
-        }
-        Service::Order => {
-            let signer = common.keys.service_signer(name)?;
-            let peer_config = PeerConfig {
-                deadline: Duration::from_millis(args.call_deadline_ms),
-                ..PeerConfig::default()
-            };
-            let payment_peer =
-                Arc::new(Peer::new("payment", &args.payment_url, peer_config.clone()));
-            let store_peer = Arc::new(Peer::new("store", &args.store_url, peer_config));
-            for peer in [payment_peer.clone(), store_peer.clone()] {
-                let label = peer.name().to_string();
-                metrics.probe(
-                    Gauge::CircuitState,
-                    &label,
-                    Arc::new(move || {
-                        let state = peer.state() as i64;
-                        Box::pin(async move { state })
-                    }),
-                );
-            }
-            let svc = order::OrderService {
-                db: db.clone(),
-                keys: keys.clone(),
-                outbox: outbox.clone(),
-                payment: Arc::new(HttpPayment {
-                    peer: payment_peer,
-                    signer: signer.clone(),
-                }),
-                store: Arc::new(HttpStore {
-                    peer: store_peer,
-                    signer,
-                }),
-                config: common.order.clone(),
-            };
-            consumer = Some(Arc::new(order::OrderEvents {
-                outbox: outbox.clone(),
-            }));
-            tasks.push(order::deadline::spawn(
-                svc.clone(),
-                common.sweep_every,
-                shutdown.clone(),
-            ));
-            order::router(svc)
-        }
-        Service::Payment => {
-            let svc = payment::PaymentService {
-                db: db.clone(),
-                keys: keys.clone(),
-                outbox: outbox.clone(),
-            };
-            consumer = Some(Arc::new(payment::PaymentEvents {
-                outbox: outbox.clone(),
-            }));
-            payment::router(svc)
-        }
-        Service::Store => {
-            if common.seed_demo {
-                store::seed_demo(&db).await.context("seeding stores")?;
-            }
-            consumer = Some(Arc::new(store::StoreEvents));
-            store::router(store::StoreService {
-                db: db.clone(),
-                keys: keys.clone(),
-                outbox: outbox.clone(),
-            })
-        }
-        Service::Delivery => {
-            consumer = Some(Arc::new(delivery::DeliveryEvents));
-            delivery::router(delivery::DeliveryService {
-                db: db.clone(),
-                keys: keys.clone(),
-                outbox: outbox.clone(),
-            })
-        }
-        Service::Status => {
-            consumer = Some(Arc::new(status::StatusEvents::served()));
-            status::router(status::StatusService {
-                db: db.clone(),
-                keys: keys.clone(),
-            })
-        }
-        Service::Notification => {
-            let svc = notification::NotificationService::new(db.clone(), keys.clone());
-            consumer = Some(Arc::new(svc.handler()));
-            notification::router(svc)
-        }
+    let supplies = Supplies {
+        db: db.clone(),
+        keys: keys.clone(),
+        shutdown: shutdown.clone(),
+        inputs: inputs(service, &args, &common, &metrics)?,
     };
-    if args.service != Service::Identity {
+    let events = Events::Broker(Box::new(bus.clone()));
+    let running = wiring::start(service, supplies, &events, &metrics).await?;
+    let mut tasks = running.tasks;
+    if !service.holds_accounts {
         tasks.push(platform::revocation_sync::spawn(
             common.keys.identity_url.clone(),
             keys.revocations().clone(),
             shutdown.clone(),
         ));
     }
-    tasks.push(spawn_relay(
-        name,
-        db.clone(),
-        sink,
-        outbox,
-        shutdown.clone(),
-    ));
-    let periods = common
-        .retention
-        .for_broker(platform::nats::redelivery_window());
-    if periods.inbox > common.retention.inbox {
-        tracing::warn!(
-            configured_secs = common.retention.inbox.as_secs(),
-            kept_secs = periods.inbox.as_secs(),
-            "inbox retention raised: on a broker an inbox row outlives ten redelivery windows"
-        );
-    }
-    tasks.push(
-        platform::retention::Retention {
-            dbs: vec![(name, db.clone())],
-            log: None,
-            periods,
-        }
-        .spawn(shutdown.clone()),
-    );
-    let actuator = Actuator::new(name);
-    {
-        let (db, bus) = (db.clone(), bus.clone());
-        actuator.depends_on(
-            "database",
-            Arc::new(move || {
-                let db = db.clone();
-                Box::pin(async move { db.ping().await })
-            }),
-        );
-        // Requests are served while the broker is away: the outbox keeps
-        // their events until it is back.
-        let broker = bus.clone();
-        actuator.reports(
-            "broker",
-            Arc::new(move || {
-                let up = broker.connected();
-                Box::pin(async move { up })
-            }),
-        );
-        metrics.probe(
-            Gauge::BrokerConnected,
-            "nats",
-            Arc::new(move || {
-                let up = i64::from(bus.connected());
-                Box::pin(async move { up })
-            }),
-        );
-    }
-    {
-        let db = db.clone();
-        metrics.probe(
-            Gauge::OutboxBacklog,
-            name,
-            Arc::new(move || {
-                let db = db.clone();
-                Box::pin(async move { platform::outbox::backlog(&db).await.unwrap_or(-1) })
-            }),
-        );
-    }
+    tasks.push(retention(name, &db, common.retention).spawn(shutdown.clone()));
+    let actuator = actuator(name, &db, &bus, &metrics);
     let operations = platform::management::operations(&actuator, &metrics);
     let management = actuator.router().merge(operations.clone());
     let mut routers = vec![
         actuator.router(),
         platform::management::for_admins(operations, keys.clone()),
-        platform::openapi::router(&crate::openapi::for_service(args.service)),
-        with_idempotency(router, &db, &keys),
+        platform::openapi::router(&crate::openapi::for_service(service)),
     ];
-    if let Some(handler) = consumer {
-        let (lag_bus, consumer_name) = (bus.clone(), handler.name());
-        metrics.probe(
-            Gauge::ConsumerLag,
-            consumer_name,
-            Arc::new(move || {
-                let bus = lag_bus.clone();
-                Box::pin(async move {
-                    bus.pending(consumer_name)
-                        .await
-                        .map(|n| n as i64)
-                        .unwrap_or(-1)
-                })
-            }),
-        );
-        tasks.push(platform::nats::spawn_consumer(
-            handler.clone(),
-            db.clone(),
-            bus.clone(),
-            shutdown.clone(),
-        ));
-        routers.push(admin::dead_letter_routes(keys.clone(), db.clone(), handler));
-    }
+    routers.extend(running.routers);
     let app = gateway::all_in_one(routers, &gateway::Cors::default()).layer(
         axum::middleware::from_fn_with_state(metrics, platform::metrics::track),
     );
@@ -534,22 +320,159 @@ pub async fn run(
         &common.http,
         &actuator,
         |addr| {
-            std::iter::once(format!(
-                "hanwha-delivery {name} listening on http://{addr} (database {location})"
-            ))
-            .chain(notes)
-            .collect::<Vec<_>>()
-            .join("\n")
+            let first =
+                format!("hanwha-delivery {name} listening on http://{addr} (database {location})");
+            std::iter::once(first)
+                .chain(notes)
+                .collect::<Vec<_>>()
+                .join("\n")
         },
         shutdown_signal,
     )
     .await?;
     trigger.trigger();
-    for task in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-    }
+    wiring::stop(tasks).await;
     db.close().await;
     Ok(())
+}
+
+/// The service's database: `--database-url`, or its SQLite file in the
+/// data directory; created on first start and migrated on every start.
+async fn open_database(
+    service: &ServiceDescription,
+    args: &Args,
+    common: &Common,
+) -> anyhow::Result<(Location, Db)> {
+    platform::files::private_dir(&common.data_dir)?;
+    let location: Location = match &args.database_url {
+        Some(url) => url.parse()?,
+        None => Location::Sqlite(common.data_dir.join(format!("{}.db", service.name))),
+    };
+    let db = Db::open(&location, &(service.migrations)())
+        .await
+        .with_context(|| format!("opening {location}"))?;
+    Ok((location, db))
+}
+
+/// Seeds the demo data on `--demo`; for the service that holds the
+/// accounts, what to say about them.
+async fn first_start(
+    service: &ServiceDescription,
+    db: &Db,
+    args: &Args,
+    common: &Common,
+) -> anyhow::Result<Vec<String>> {
+    let mut seeded = false;
+    if let (true, Some(seed)) = (common.seed_demo, service.seed_demo) {
+        seeded = seed(db.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if !service.holds_accounts {
+        return Ok(Vec::new());
+    }
+    let target = match &args.database_url {
+        Some(url) => format!("--database-url {url}"),
+        None => format!("--data-dir {}", common.data_dir.display()),
+    };
+    crate::first_start::account_notes(db, seeded, &target).await
+}
+
+/// What the service takes beyond its database and keys; Order's calls to
+/// Payment and Store go over HTTP, signed with its service key.
+fn inputs(
+    service: &ServiceDescription,
+    args: &Args,
+    common: &Common,
+    metrics: &Metrics,
+) -> anyhow::Result<Extensions> {
+    let mut inputs = Extensions::new();
+    inputs.insert(common.order.clone());
+    inputs.insert(common.trusted_proxies.clone());
+    if service.calls.is_empty() {
+        return Ok(inputs);
+    }
+    let signer = common.keys.service_signer(service.name)?;
+    let peer_config = PeerConfig {
+        deadline: Duration::from_millis(args.call_deadline_ms),
+        ..PeerConfig::default()
+    };
+    let payment_peer = Arc::new(Peer::new("payment", &args.payment_url, peer_config.clone()));
+    let store_peer = Arc::new(Peer::new("store", &args.store_url, peer_config));
+    for peer in [payment_peer.clone(), store_peer.clone()] {
+        let label = peer.name().to_string();
+        metrics.probe(
+            Gauge::CircuitState,
+            &label,
+            Arc::new(move || {
+                let state = peer.state() as i64;
+                Box::pin(async move { state })
+            }),
+        );
+    }
+    inputs.insert(order::Clients {
+        payment: Arc::new(HttpPayment {
+            peer: payment_peer,
+            signer: signer.clone(),
+        }),
+        store: Arc::new(HttpStore {
+            peer: store_peer,
+            signer,
+        }),
+    });
+    Ok(inputs)
+}
+
+/// On a broker an inbox row must outlive the redelivery window.
+fn retention(
+    name: &'static str,
+    db: &Db,
+    configured: platform::retention::Periods,
+) -> platform::retention::Retention {
+    let periods = configured.for_broker(platform::nats::redelivery_window());
+    if periods.inbox > configured.inbox {
+        tracing::warn!(
+            configured_secs = configured.inbox.as_secs(),
+            kept_secs = periods.inbox.as_secs(),
+            "inbox retention raised: on a broker an inbox row outlives ten redelivery windows"
+        );
+    }
+    platform::retention::Retention {
+        dbs: vec![(name, db.clone())],
+        log: None,
+        periods,
+    }
+}
+
+/// Ready while the database answers; the broker is reported, not required.
+fn actuator(name: &str, db: &Db, bus: &NatsBus, metrics: &Metrics) -> Actuator {
+    let actuator = Actuator::new(name);
+    let db = db.clone();
+    actuator.depends_on(
+        "database",
+        Arc::new(move || {
+            let db = db.clone();
+            Box::pin(async move { db.ping().await })
+        }),
+    );
+    // Requests are served while the broker is away: the outbox keeps
+    // their events until it is back.
+    let broker = bus.clone();
+    actuator.reports(
+        "broker",
+        Arc::new(move || {
+            let up = broker.connected();
+            Box::pin(async move { up })
+        }),
+    );
+    let bus = bus.clone();
+    metrics.probe(
+        Gauge::BrokerConnected,
+        "nats",
+        Arc::new(move || {
+            let up = i64::from(bus.connected());
+            Box::pin(async move { up })
+        }),
+    );
+    actuator
 }
 
 #[cfg(test)]

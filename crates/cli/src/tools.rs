@@ -2,16 +2,34 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
 use platform::event_log::LogError;
+use platform::service::ServiceDescription;
 use platform::EventLog;
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum View {
-    Status,
-    Notification,
+/// A read model `rebuild` can rebuild: a service of the list with a view.
+#[derive(Debug, Clone, Copy)]
+pub struct View(&'static ServiceDescription);
+
+static VIEWS: LazyLock<Vec<View>> = LazyLock::new(|| {
+    services::ALL
+        .into_iter()
+        .filter(|s| s.view.is_some())
+        .map(View)
+        .collect()
+});
+
+impl clap::ValueEnum for View {
+    fn value_variants<'a>() -> &'a [Self] {
+        &VIEWS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.name))
+    }
 }
 
 pub async fn print_events(data_dir: &Path, from: i64, follow: bool) -> anyhow::Result<()> {
@@ -77,18 +95,12 @@ pub async fn rebuild(data_dir: &Path, view: View) -> anyhow::Result<()> {
         .await
         .context("opening the event log")?;
     let started = std::time::Instant::now();
-    let (name, db, done) = match view {
-        View::Status => {
-            let db = crate::all_in_one::open(data_dir, "status", status::migrations()).await?;
-            let done = status::rebuild(&db, &log).await;
-            ("status", db, done)
-        }
-        View::Notification => {
-            let db = crate::all_in_one::open(data_dir, "notification", notification::migrations())
-                .await?;
-            let done = notification::rebuild(&db, &log).await;
-            ("notification", db, done)
-        }
+    let View(service) = view;
+    let name = service.name;
+    let db = crate::all_in_one::open(data_dir, name, (service.migrations)()).await?;
+    let done = match service.view {
+        Some(view) => platform::rebuild::rebuild(view(), &db, &log).await,
+        None => unreachable!("only services with a view are offered"),
     };
     db.close().await;
     log.close().await;

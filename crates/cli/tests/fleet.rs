@@ -43,7 +43,10 @@ enum Storage {
     Polyglot,
 }
 
-use gateway::proxy::SERVICES;
+/// Every service's name, from the composition list.
+fn service_names() -> impl Iterator<Item = &'static str> {
+    services::ALL.into_iter().map(|s| s.name)
+}
 
 fn server(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -65,13 +68,13 @@ impl Storage {
             Storage::Sqlite => {}
             Storage::Postgres => {
                 let pg = server("HANWHA_TEST_POSTGRES_URL")?;
-                for service in SERVICES {
+                for service in service_names() {
                     urls.insert(service, format!("{pg}/{}", name(service)));
                 }
             }
             Storage::MariaDb => {
                 let my = server("HANWHA_TEST_MYSQL_URL")?;
-                for service in SERVICES {
+                for service in service_names() {
                     urls.insert(service, format!("{my}/{}", name(service)));
                 }
             }

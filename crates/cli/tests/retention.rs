@@ -16,15 +16,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
 use support::*;
 
-const SERVICES: [&str; 7] = [
-    "identity",
-    "order",
-    "payment",
-    "store",
-    "delivery",
-    "status",
-    "notification",
-];
+/// Every service's name, from the composition list.
+fn service_names() -> impl Iterator<Item = &'static str> {
+    services::ALL.into_iter().map(|s| s.name)
+}
 
 async fn open(data_dir: &Path, file: &str) -> SqliteConnection {
     let options = SqliteConnectOptions::new()
@@ -47,7 +42,7 @@ async fn count(data_dir: &Path, file: &str, table: &str) -> i64 {
 
 async fn total(data_dir: &Path, table: &str) -> i64 {
     let mut n = 0;
-    for s in SERVICES {
+    for s in service_names() {
         n += count(data_dir, &format!("{s}.db"), table).await;
     }
     n
@@ -250,7 +245,7 @@ async fn retention_shrinks_the_tables_and_rebuilds_still_make_the_same_views() {
     assert_eq!(keys_before, 6 * 6 + 1, "{keys_before} idempotency keys");
     // The keys' TTL is at least an hour; make them two days old instead
     // of waiting.
-    for s in SERVICES {
+    for s in service_names() {
         let mut conn = open(&dir, &format!("{s}.db")).await;
         sqlx::query("UPDATE idempotency_keys SET created_at = created_at - 172800000")
             .execute(&mut conn)

@@ -116,7 +116,6 @@ async fn act(
             })
         })
         .await?;
-    svc.outbox.notify();
     Ok(Json(d))
 }
 

@@ -1,6 +1,8 @@
 //! The gateway: one front door that routes the seed's paths to the
 //! services. In the all-in-one shape the services are routers in the same
-//! process and routing is by path inside one axum router.
+//! process and routing is by path inside one axum router; in the
+//! distributed shape `proxy` forwards by the route table built from the
+//! services' descriptions (`proxy::Routes::of(&services::ALL)`).
 
 pub mod front_door;
 pub mod proxy;
@@ -15,6 +17,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 /// Which browser origins may call the API.
+/// The gateway's port in the distributed shape (the original's).
+pub const DEFAULT_PORT: u16 = 8088;
+
 #[derive(Debug, Clone, Default)]
 pub enum Cors {
     /// Same origin only (the web UI is served by the gateway itself).

@@ -17,71 +17,73 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures::{Stream, StreamExt};
+use platform::service::ServiceDescription;
 use platform::ApiError;
 use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
-/// Which service owns a path.
-pub fn service_for(path: &str) -> Option<&'static str> {
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    Some(match first {
-        "auth" => "identity",
-        "orders" => "order",
-        "payments" => "payment",
-        "stores" | "menus" | "storeOrders" => "store",
-        "deliveries" => "delivery",
-        "statusChecks" => "status",
-        "notifications" => "notification",
-        "admin" => {
-            // /admin/deadLetters/{consumer}
-            return match path.split('/').nth(3) {
-                Some("order") => Some("order"),
-                Some("payment") => Some("payment"),
-                Some("store") => Some("store"),
-                Some("delivery") => Some("delivery"),
-                Some("status") => Some("status"),
-                Some("notification") => Some("notification"),
-                _ => None,
-            };
+/// Which service owns which paths, and the names the gateway knows:
+/// built from the services' descriptions (crate `services`), so the table
+/// cannot drift from the services.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Arc<Vec<(&'static str, Vec<String>)>>);
+
+impl Routes {
+    pub fn of(services: &[&ServiceDescription]) -> Routes {
+        Routes::new(
+            services
+                .iter()
+                .map(|s| (s.name, s.gateway_prefixes()))
+                .collect(),
+        )
+    }
+
+    /// (service, the path prefixes it owns).
+    pub fn new(table: Vec<(&'static str, Vec<String>)>) -> Routes {
+        Routes(Arc::new(table))
+    }
+
+    /// The service that owns a path: a prefix that is the whole path or is
+    /// followed by `/`.
+    pub fn owner(&self, path: &str) -> Option<&'static str> {
+        let owns = |prefix: &String| {
+            path.strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        self.0
+            .iter()
+            .find(|(_, prefixes)| prefixes.iter().any(owns))
+            .map(|(service, _)| *service)
+    }
+
+    fn named(&self, name: &str) -> Option<&'static str> {
+        self.0.iter().map(|(s, _)| *s).find(|s| *s == name)
+    }
+
+    /// `GET /{service}/actuator/{health|ready|echo}` reaches a replica's own
+    /// probe, as the seed reached `http://delivery:8080/actuator/echo`.
+    /// Nothing else of a replica's actuator: marking it down or up is for
+    /// operators, on its management port or with an admin's token, never
+    /// through the public front door.
+    fn actuator(&self, method: &Method, path: &str) -> Option<(&'static str, String)> {
+        let mut parts = path.trim_start_matches('/').splitn(3, '/');
+        let service = parts.next()?;
+        if parts.next()? != "actuator" {
+            return None;
         }
-        _ => return None,
-    })
+        let probe = parts.next().unwrap_or("");
+        if !matches!(*method, Method::GET | Method::HEAD)
+            || !matches!(probe, "health" | "ready" | "echo")
+        {
+            return None;
+        }
+        Some((self.named(service)?, format!("/actuator/{probe}")))
+    }
 }
 
-/// `GET /{service}/actuator/{health|ready|echo}` reaches a replica's own
-/// probe, as the seed reached `http://delivery:8080/actuator/echo`. Nothing
-/// else of a replica's actuator: marking it down or up is for operators,
-/// on its management port or with an admin's token, never through the
-/// public front door.
-fn actuator_route(method: &Method, path: &str) -> Option<(&'static str, String)> {
-    let mut parts = path.trim_start_matches('/').splitn(3, '/');
-    let service = parts.next()?;
-    if parts.next()? != "actuator" {
-        return None;
-    }
-    let probe = parts.next().unwrap_or("");
-    if !matches!(*method, Method::GET | Method::HEAD)
-        || !matches!(probe, "health" | "ready" | "echo")
-    {
-        return None;
-    }
-    let service = SERVICES.iter().find(|s| **s == service)?;
-    Some((service, format!("/actuator/{probe}")))
-}
-
-/// `/{service}/actuator/...` that `actuator_route` does not route.
+/// `/{service}/actuator/...` that `Routes::actuator` does not route.
 fn is_actuator(path: &str) -> bool {
     path.trim_start_matches('/').split('/').nth(1) == Some("actuator")
 }
-
-pub const SERVICES: [&str; 7] = [
-    "identity",
-    "order",
-    "payment",
-    "store",
-    "delivery",
-    "status",
-    "notification",
-];
 
 #[derive(Debug, Clone)]
 pub struct OutlierConfig {
@@ -260,6 +262,7 @@ impl Pool {
 
 #[derive(Clone)]
 pub struct Proxy {
+    routes: Routes,
     pools: Arc<Vec<Pool>>,
     http: reqwest::Client,
     config: OutlierConfig,
@@ -269,6 +272,7 @@ pub struct Proxy {
 impl Proxy {
     /// `upstreams`: (service, replica base URLs).
     pub fn new(
+        routes: Routes,
         upstreams: Vec<(&'static str, Vec<String>)>,
         config: OutlierConfig,
         timeouts: Timeouts,
@@ -290,6 +294,7 @@ impl Proxy {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Proxy {
+            routes,
             pools: Arc::new(pools),
             http,
             config,
@@ -517,12 +522,12 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let (service, upstream_path) = match actuator_route(req.method(), &path) {
+    let (service, upstream_path) = match proxy.routes.actuator(req.method(), &path) {
         Some((service, rest)) => (service, rest),
         None if is_actuator(&path) => {
             return ApiError::not_found("no such resource").into_response()
         }
-        None => match service_for(&path) {
+        None => match proxy.routes.owner(&path) {
             Some(service) => (service, path.clone()),
             None => return ApiError::not_found("no such resource").into_response(),
         },
@@ -737,30 +742,50 @@ fn no_answer(req: &Forwarded, met: &[(usize, Met)], per_try: Duration) -> Respon
 mod tests {
     use super::*;
 
+    /// A table like the services' (theirs is tested in crate `services`).
+    fn test_routes() -> Routes {
+        Routes::new(vec![
+            (
+                "order",
+                vec!["/orders".into(), "/admin/deadLetters/order".into()],
+            ),
+            ("store", vec!["/menus".into(), "/storeOrders".into()]),
+            ("delivery", vec!["/deliveries".into()]),
+            ("payment", vec!["/payments".into()]),
+            ("notification", vec!["/notifications".into()]),
+            ("status", vec!["/statusChecks".into()]),
+        ])
+    }
+
     #[test]
-    fn the_seed_paths_go_to_their_services() {
-        assert_eq!(service_for("/orders/1/cancel"), Some("order"));
-        assert_eq!(service_for("/menus"), Some("store"));
-        assert_eq!(service_for("/storeOrders/3/accept"), Some("store"));
-        assert_eq!(service_for("/deliveries"), Some("delivery"));
-        assert_eq!(service_for("/statusChecks/1"), Some("status"));
-        assert_eq!(service_for("/notifications/stream"), Some("notification"));
-        assert_eq!(service_for("/auth/login"), Some("identity"));
-        assert_eq!(service_for("/admin/deadLetters/payment"), Some("payment"));
-        assert_eq!(service_for("/app.js"), None);
+    fn a_path_goes_to_the_service_that_owns_its_prefix() {
+        let routes = test_routes();
+        assert_eq!(routes.owner("/orders/1/cancel"), Some("order"));
+        assert_eq!(routes.owner("/orders"), Some("order"));
+        assert_eq!(routes.owner("/ordersX"), None);
+        assert_eq!(routes.owner("/menus"), Some("store"));
+        assert_eq!(routes.owner("/storeOrders/3/accept"), Some("store"));
+        assert_eq!(routes.owner("/admin/deadLetters/order/7"), Some("order"));
+        assert_eq!(routes.owner("/admin/deadLetters/delivery"), None);
+        assert_eq!(routes.owner("/app.js"), None);
         assert_eq!(
-            actuator_route(&Method::GET, "/delivery/actuator/echo"),
+            routes.actuator(&Method::GET, "/delivery/actuator/echo"),
             Some(("delivery", "/actuator/echo".into()))
         );
-        assert_eq!(actuator_route(&Method::GET, "/delivery/echo"), None);
+        assert_eq!(routes.actuator(&Method::GET, "/delivery/echo"), None);
+        assert_eq!(
+            routes.actuator(&Method::GET, "/kitchen/actuator/echo"),
+            None
+        );
     }
 
     #[test]
     fn only_the_probes_of_a_replica_are_routed() {
+        let routes = test_routes();
         for probe in ["health", "ready", "echo"] {
             let path = format!("/order/actuator/{probe}");
-            assert!(actuator_route(&Method::GET, &path).is_some(), "{path}");
-            assert!(actuator_route(&Method::PUT, &path).is_none(), "PUT {path}");
+            assert!(routes.actuator(&Method::GET, &path).is_some(), "{path}");
+            assert!(routes.actuator(&Method::PUT, &path).is_none(), "PUT {path}");
         }
         for path in [
             "/order/actuator/down",
@@ -769,16 +794,17 @@ mod tests {
             "/order/actuator/health/x",
             "/order/actuator/",
         ] {
-            assert!(actuator_route(&Method::PUT, path).is_none(), "{path}");
-            assert!(actuator_route(&Method::GET, path).is_none(), "{path}");
+            assert!(routes.actuator(&Method::PUT, path).is_none(), "{path}");
+            assert!(routes.actuator(&Method::GET, path).is_none(), "{path}");
             assert!(is_actuator(path), "{path}");
         }
-        assert_eq!(service_for("/metrics"), None);
+        assert_eq!(routes.owner("/metrics"), None);
     }
 
     #[test]
     fn an_ejected_or_unhealthy_replica_gets_no_traffic_until_all_are_out() {
         let proxy = Proxy::new(
+            test_routes(),
             vec![(
                 "delivery",
                 vec!["http://a".into(), "http://b".into(), "http://c".into()],
@@ -846,6 +872,7 @@ mod tests {
             replica(answering(fine.clone())).await,
         ];
         let proxy = Proxy::new(
+            test_routes(),
             vec![("order", urls)],
             OutlierConfig::default(),
             Timeouts {
@@ -880,6 +907,7 @@ mod tests {
                 .join(",")
         });
         let proxy = Proxy::new(
+            test_routes(),
             vec![("order", vec![replica(echo).await])],
             OutlierConfig::default(),
             Timeouts::default(),
@@ -910,6 +938,7 @@ mod tests {
             replica(answering(fine.clone())).await,
         ];
         let proxy = Proxy::new(
+            test_routes(),
             vec![("store", urls)],
             OutlierConfig::default(),
             Timeouts {
@@ -943,6 +972,7 @@ mod tests {
         });
         let failing = Router::new().fallback(|| async { ApiError::unavailable("cannot serve") });
         let proxy = Proxy::new(
+            test_routes(),
             vec![
                 ("order", vec![replica(relaying).await]),
                 ("payment", vec![replica(failing).await]),
@@ -979,6 +1009,7 @@ mod tests {
             })
         }
         let proxy = Proxy::new(
+            test_routes(),
             vec![
                 (
                     "notification",

@@ -1,5 +1,8 @@
 //! Users and login: customers, store owners, riders and admins log in here
 //! and get a signed token that every other service checks by itself.
+//!
+//! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
+//! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 pub mod accounts;
 mod hashing;
@@ -8,7 +11,9 @@ mod passwords;
 pub mod sessions;
 pub mod throttle;
 
+use platform::service::{Seeding, ServiceDescription, StartError, Started, Starting, Supplies};
 use std::sync::{Arc, OnceLock};
+use utoipa::OpenApi as _;
 
 pub use hashing::Hashing;
 pub use http::{router, IdentityApi};
@@ -22,11 +27,34 @@ use platform::{ApiError, Db, TokenKeys};
 use throttle::LoginThrottle;
 
 pub fn migrations() -> platform::Migrations {
-    platform::Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-        mysql: sqlx::migrate!("./migrations/mysql"),
-    }
+    platform::migrations!()
+}
+
+/// Identity as the shapes run it (see `platform::service`).
+pub const SERVICE: ServiceDescription =
+    ServiceDescription::new("identity", 8087, migrations, IdentityApi::openapi, start)
+        .owning(&["/auth"])
+        .taking_writes()
+        .holding_accounts()
+        .with_demo(seed_demo_users);
+
+fn seed_demo_users(db: Db) -> Seeding {
+    Box::pin(async move {
+        seed_demo(&db)
+            .await
+            .map_err(|e| StartError::from(format!("seeding users: {e}")))
+    })
+}
+
+fn start(supplies: Supplies) -> Starting {
+    Box::pin(async move {
+        let proxies = supplies.input::<TrustedProxies>()?;
+        let identity = Identity::start(supplies.db, supplies.keys, proxies)
+            .await
+            .map_err(|e| StartError::from(format!("starting identity: {e}")))?;
+        let watch = identity.watch_disables(supplies.shutdown);
+        Ok(Started::serving(router(identity)).running(watch))
+    })
 }
 
 #[derive(Clone)]

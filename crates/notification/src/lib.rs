@@ -2,12 +2,17 @@
 //! customer, the store's owner, the riders) in words, kept as a list and
 //! pushed live over Server-Sent Events. Built only from events, so it can be
 //! rebuilt from the log.
+//!
+//! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
+//! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 mod message;
 
+use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::OpenApi as _;
 
 use async_trait::async_trait;
 use axum::extract::{FromRef, State};
@@ -30,11 +35,25 @@ use tokio::sync::watch;
 pub use message::recipients_and_message;
 
 pub fn migrations() -> platform::Migrations {
-    platform::Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-        mysql: sqlx::migrate!("./migrations/mysql"),
-    }
+    platform::migrations!()
+}
+
+/// Notifications as the shapes run it (see `platform::service`).
+pub const SERVICE: ServiceDescription = ServiceDescription::new(
+    "notification",
+    8086,
+    migrations,
+    NotificationApi::openapi,
+    start,
+)
+.owning(&["/notifications"])
+.consuming_events()
+.with_view(rebuildable);
+
+fn start(Supplies { db, keys, .. }: Supplies) -> Starting {
+    let svc = NotificationService::new(db, keys);
+    let handler = Arc::new(svc.handler());
+    ready(Started::serving(router(svc)).consuming(handler))
 }
 
 pub const CONSUMER: &str = "notification";

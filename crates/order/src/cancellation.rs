@@ -40,6 +40,5 @@ pub async fn cancel(
             })
         })
         .await?;
-    svc.outbox.notify();
     Ok(order)
 }

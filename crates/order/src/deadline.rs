@@ -57,7 +57,6 @@ async fn fail_unsettled_payments(svc: &OrderService, now: i64) -> Result<usize, 
                 order_id = id,
                 "failed an order whose payment never settled (its process stopped mid-payment); a charge that went through is refunded"
             );
-            svc.outbox.notify();
             done += 1;
         }
     }

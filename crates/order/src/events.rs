@@ -3,15 +3,12 @@
 use async_trait::async_trait;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
-use platform::outbox::OutboxSignal;
 use platform::Conn;
 
 use crate::domain::OrderAction;
 use crate::storage::{self, ChangeError};
 
-pub struct OrderEvents {
-    pub outbox: OutboxSignal,
-}
+pub struct OrderEvents;
 
 fn action_for(event_type: EventType) -> Option<OrderAction> {
     match event_type {
@@ -52,9 +49,5 @@ impl EventHandler for OrderEvents {
             Err(ChangeError::Db(e)) => Err(HandlerError::Db(e)),
             Err(e) => Err(HandlerError::Rejected(e.to_string())),
         }
-    }
-
-    fn committed(&self) {
-        self.outbox.notify();
     }
 }

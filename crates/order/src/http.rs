@@ -311,6 +311,5 @@ async fn confirm(
         })
         .await
         .map_err(problem)?;
-    svc.outbox.notify();
     Ok(Json(order))
 }

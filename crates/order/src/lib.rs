@@ -1,6 +1,9 @@
 //! Order service: places orders (price from the store's menu, payment by one
 //! synchronous call), lets the customer cancel before the store accepts and
 //! confirm receipt, and follows the rest of the saga from events.
+//!
+//! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
+//! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 pub mod cancellation;
 pub mod clients;
@@ -12,11 +15,12 @@ pub mod http;
 pub mod placement;
 pub mod storage;
 
+use platform::service::{ServiceDescription, Started, Starting, Supplies};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::OpenApi as _;
 
 use axum::extract::FromRef;
-use platform::outbox::OutboxSignal;
 use platform::{Db, TokenKeys};
 
 pub use clients::{
@@ -27,11 +31,34 @@ pub use events::OrderEvents;
 pub use http::{router, OrderApi};
 
 pub fn migrations() -> platform::Migrations {
-    platform::Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-        mysql: sqlx::migrate!("./migrations/mysql"),
-    }
+    platform::migrations!()
+}
+
+/// Order as the shapes run it (see `platform::service`).
+pub const SERVICE: ServiceDescription =
+    ServiceDescription::new("order", 8081, migrations, OrderApi::openapi, start)
+        .owning(&["/orders"])
+        .with_outbox()
+        .consuming_events()
+        .taking_writes()
+        .calling(&["payment", "store"]);
+
+fn start(supplies: Supplies) -> Starting {
+    Box::pin(async move {
+        let config = supplies.input::<OrderConfig>()?;
+        let clients = supplies.input::<Clients>()?;
+        let svc = OrderService {
+            db: supplies.db,
+            keys: supplies.keys,
+            payment: clients.payment,
+            store: clients.store,
+            config: config.clone(),
+        };
+        let sweep = deadline::spawn(svc.clone(), config.sweep_every, supplies.shutdown);
+        Ok(Started::serving(router(svc))
+            .consuming(Arc::new(OrderEvents))
+            .running(sweep))
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +68,16 @@ pub struct OrderConfig {
     /// How long the store may leave an order unanswered before it is
     /// cancelled and refunded.
     pub store_deadline: Duration,
+    /// How often the deadline sweep looks for overdue orders.
+    pub sweep_every: Duration,
+}
+
+/// Order's clients of Payment and Store: what differs between the shapes
+/// (function calls in the all-in-one, HTTP in the distributed shape).
+#[derive(Clone)]
+pub struct Clients {
+    pub payment: Arc<dyn PaymentClient>,
+    pub store: Arc<dyn StoreClient>,
 }
 
 impl Default for OrderConfig {
@@ -48,6 +85,7 @@ impl Default for OrderConfig {
         OrderConfig {
             payment_timeout: Duration::from_secs(3),
             store_deadline: Duration::from_secs(600),
+            sweep_every: Duration::from_secs(1),
         }
     }
 }
@@ -56,7 +94,6 @@ impl Default for OrderConfig {
 pub struct OrderService {
     pub db: Db,
     pub keys: TokenKeys,
-    pub outbox: OutboxSignal,
     pub payment: Arc<dyn PaymentClient>,
     pub store: Arc<dyn StoreClient>,
     pub config: OrderConfig,

@@ -140,7 +140,6 @@ async fn run(svc: &OrderService, new: NewOrder) -> Result<Ending, OrderError> {
         Err(_) => Err(format!("no answer within {timeout:?}")),
     };
     let settled = settle(svc, order.id, &new.actor, outcome.clone()).await?;
-    svc.outbox.notify();
     // The answer follows the order as committed: a sweep (or a concurrent
     // retry) may have settled it first.
     Ok(match (settled.status, outcome) {

@@ -4,14 +4,11 @@
 use async_trait::async_trait;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
-use platform::outbox::OutboxSignal;
 use platform::Conn;
 
 use crate::record::Refund;
 
-pub struct PaymentEvents {
-    pub outbox: OutboxSignal,
-}
+pub struct PaymentEvents;
 
 #[async_trait]
 impl EventHandler for PaymentEvents {
@@ -42,9 +39,5 @@ impl EventHandler for PaymentEvents {
             );
         }
         Ok(())
-    }
-
-    fn committed(&self) {
-        self.outbox.notify();
     }
 }

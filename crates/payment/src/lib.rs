@@ -1,6 +1,9 @@
 //! Payment service: approves or declines the payment for an order (one per
 //! order, idempotent by order id) and refunds it when the order is
 //! cancelled, rejected or given up.
+//!
+//! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
+//! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 mod events;
 mod http;
@@ -9,19 +12,29 @@ pub mod record;
 use axum::extract::FromRef;
 use contracts::event::OrderFacts;
 use platform::deadline::Deadline;
-use platform::outbox::OutboxSignal;
+use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
 use platform::{Db, TokenKeys};
+use utoipa::OpenApi as _;
 
 pub use events::PaymentEvents;
 pub use http::{router, PaymentApi};
 pub use record::{Payment, PaymentStatus};
 
 pub fn migrations() -> platform::Migrations {
-    platform::Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-        mysql: sqlx::migrate!("./migrations/mysql"),
-    }
+    platform::migrations!()
+}
+
+/// Payment as the shapes run it (see `platform::service`).
+pub const SERVICE: ServiceDescription =
+    ServiceDescription::new("payment", 8084, migrations, PaymentApi::openapi, start)
+        .owning(&["/payments"])
+        .with_outbox()
+        .consuming_events()
+        .taking_writes();
+
+fn start(Supplies { db, keys, .. }: Supplies) -> Starting {
+    let handler = std::sync::Arc::new(PaymentEvents);
+    ready(Started::serving(router(PaymentService { db, keys })).consuming(handler))
 }
 
 /// The documented test card that is always declined.
@@ -31,7 +44,6 @@ pub const DECLINED_TEST_CARD: &str = "4000000000000002";
 pub struct PaymentService {
     pub db: Db,
     pub keys: TokenKeys,
-    pub outbox: OutboxSignal,
 }
 
 impl FromRef<PaymentService> for TokenKeys {
@@ -76,7 +88,6 @@ impl PaymentService {
                 })
             })
             .await?;
-        self.outbox.notify();
         Ok(payment)
     }
 }

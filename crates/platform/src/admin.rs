@@ -51,9 +51,12 @@ impl FromRef<AdminState> for TokenKeys {
     }
 }
 
+/// Where each consumer's dead letters are: `DEAD_LETTERS/{consumer}`.
+pub const DEAD_LETTERS: &str = "/admin/deadLetters";
+
 /// `/admin/deadLetters/{consumer}` and its replay and discard actions.
 pub fn dead_letter_routes(keys: TokenKeys, db: Db, handler: Arc<dyn EventHandler>) -> Router {
-    let base = format!("/admin/deadLetters/{}", handler.name());
+    let base = format!("{DEAD_LETTERS}/{}", handler.name());
     Router::new()
         .route(&base, get(list))
         .route(&format!("{base}/{{id}}/replay"), post(replay))

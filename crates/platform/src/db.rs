@@ -26,6 +26,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Database, Pool};
 
+use crate::outbox::OutboxSignal;
 use crate::session_limits::SessionLimits;
 use crate::sql::Backend;
 use crate::writer::Writer;
@@ -204,6 +205,20 @@ impl Location {
     }
 }
 
+/// A service's migrations, from its crate's `migrations/sqlite`,
+/// `migrations/postgres` and `migrations/mysql` folders (the crate needs
+/// sqlx for `sqlx::migrate!`).
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+            mysql: sqlx::migrate!("./migrations/mysql"),
+        }
+    };
+}
+
 /// A schema's migrations, one folder per backend.
 pub struct Migrations {
     pub sqlite: Migrator,
@@ -212,12 +227,8 @@ pub struct Migrations {
 }
 
 impl Migrations {
-    fn platform() -> Migrations {
-        Migrations {
-            sqlite: sqlx::migrate!("./migrations/sqlite"),
-            postgres: sqlx::migrate!("./migrations/postgres"),
-            mysql: sqlx::migrate!("./migrations/mysql"),
-        }
+    pub(crate) fn platform() -> Migrations {
+        crate::migrations!()
     }
 }
 
@@ -234,6 +245,8 @@ struct Inner {
     pools: Pools,
     writer: Writer,
     location: Location,
+    /// Rung by the writer after a commit that wrote to the outbox.
+    outbox: OutboxSignal,
 }
 
 #[derive(Clone)]
@@ -334,14 +347,21 @@ impl Db {
     }
 
     fn start(location: Location, pools: Pools) -> Db {
-        let writer = Writer::start(WritePool::of(&pools));
+        let outbox = OutboxSignal::default();
+        let writer = Writer::start(WritePool::of(&pools), outbox.clone());
         Db {
             inner: Arc::new(Inner {
                 pools,
                 writer,
                 location,
+                outbox,
             }),
         }
+    }
+
+    /// What the relay of this database's outbox waits on.
+    pub(crate) fn outbox_signal(&self) -> &OutboxSignal {
+        &self.inner.outbox
     }
 
     pub fn backend(&self) -> Backend {
@@ -537,6 +557,9 @@ pub struct Conn {
     /// Savepoints dropped without commit; rolled back before the next
     /// statement, since a destructor cannot wait for the database.
     abandoned: Vec<String>,
+    /// An event went into the outbox: the relay is woken once the
+    /// transaction commits.
+    pub(crate) wrote_outbox: bool,
 }
 
 impl Conn {
@@ -546,6 +569,7 @@ impl Conn {
             in_transaction: false,
             savepoints: 0,
             abandoned: Vec::new(),
+            wrote_outbox: false,
         }
     }
 

@@ -1,6 +1,8 @@
 //! What every service shares: storage, the outbox and the consumers that
 //! read the event log, the embedded event log itself, auth, HTTP errors and
-//! the actuator endpoints. Services add only their domain on top.
+//! the actuator endpoints. Services add only their domain on top, and each
+//! describes itself to the shapes that run it with a
+//! [`service::ServiceDescription`].
 
 pub mod actuator;
 pub mod admin;
@@ -26,6 +28,7 @@ pub mod retention;
 pub mod revocation_sync;
 pub mod revocations;
 pub mod server;
+pub mod service;
 pub mod service_auth;
 pub mod session_limits;
 pub mod shutdown;

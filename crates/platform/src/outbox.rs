@@ -17,7 +17,8 @@ use crate::db::{Conn, Db};
 use crate::event_log::NewEvent;
 use crate::transport::{EventSink, TransportError};
 
-/// Writes an event into the outbox of the transaction it belongs to.
+/// Writes an event into the outbox of the transaction it belongs to; the
+/// relay is woken when that transaction commits.
 pub async fn enqueue(conn: &mut Conn, event: &Event) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_string(event)
         .map_err(|e| sqlx::Error::Protocol(format!("cannot encode event: {e}")))?;
@@ -30,22 +31,24 @@ pub async fn enqueue(conn: &mut Conn, event: &Event) -> Result<(), sqlx::Error> 
     .bind(event.order_id)
     .bind(payload)
     .bind(crate::clock::now_ms())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    conn.wrote_outbox = true;
     Ok(())
 }
 
-/// Wakes a service's relay after a commit that wrote to its outbox.
+/// Wakes a database's relay; rung by its writer after a commit that wrote
+/// to the outbox (see [`enqueue`]), never by a service.
 #[derive(Clone, Default)]
-pub struct OutboxSignal(Arc<Notify>);
+pub(crate) struct OutboxSignal(Arc<Notify>);
 
 impl OutboxSignal {
-    pub fn new() -> OutboxSignal {
-        OutboxSignal::default()
+    pub(crate) fn notify(&self) {
+        self.0.notify_one();
     }
 
-    pub fn notify(&self) {
-        self.0.notify_one();
+    async fn notified(&self) {
+        self.0.notified().await
     }
 }
 
@@ -96,15 +99,17 @@ pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// Runs the relay until shutdown, then drains what is left.
+/// Runs the relay until shutdown, then drains what is left. It wakes when a
+/// write to `db` enqueued an event, and polls every second besides (for
+/// events another replica wrote to a shared database).
 pub fn spawn_relay(
     source: &'static str,
     db: Db,
     sink: Arc<dyn EventSink>,
-    signal: OutboxSignal,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let signal = db.outbox_signal().clone();
         loop {
             match relay_once(source, &db, sink.as_ref()).await {
                 Ok(n) if n > 0 => continue,
@@ -118,7 +123,7 @@ pub fn spawn_relay(
                 break;
             }
             tokio::select! {
-                _ = signal.0.notified() => {}
+                _ = signal.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.wait() => {}
             }
@@ -135,4 +140,51 @@ pub fn spawn_relay(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Migrations;
+    use crate::Location;
+    use futures::FutureExt;
+
+    async fn outbox_db(dir: &tempfile::TempDir) -> Db {
+        let location = Location::Sqlite(dir.path().join("outbox.db"));
+        Db::open_with(&location, &[&Migrations::platform()])
+            .await
+            .expect("open")
+    }
+
+    #[tokio::test]
+    async fn a_write_that_enqueues_an_event_wakes_the_relay_by_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = outbox_db(&dir).await;
+        let signal = db.outbox_signal().clone();
+        let facts = contracts::event::OrderFacts {
+            order_id: 7,
+            menu_name: "bibimbap".into(),
+            qty: 1,
+            price: 9000,
+            address: "Seoul".into(),
+            store_id: 1,
+            customer_id: 2,
+            correlation_id: uuid::Uuid::now_v7(),
+        };
+        let event = Event::new(contracts::EventType::MenuOrdered, &facts, 7, "test", 1, 0);
+        db.write(move |conn| Box::pin(async move { enqueue(conn, &event).await }))
+            .await
+            .expect("write");
+        // Rung before the write was answered: the wake-up is waiting.
+        assert!(signal.notified().now_or_never().is_some());
+
+        // A write that enqueues nothing wakes nobody.
+        db.write(|conn| {
+            Box::pin(async move { sql::query("DELETE FROM outbox").execute(conn).await })
+        })
+        .await
+        .expect("write");
+        assert!(signal.notified().now_or_never().is_none());
+        db.close().await;
+    }
 }

@@ -17,6 +17,7 @@ use sqlx::error::{DatabaseError, ErrorKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Conn, Fault, WritePool};
+use crate::outbox::OutboxSignal;
 
 /// Largest number of writes one transaction carries.
 const MAX_BATCH: usize = 512;
@@ -128,9 +129,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(pool: WritePool) -> Writer {
+    /// `outbox` is rung after each commit that wrote an event, so no
+    /// write can forget to wake the relay.
+    pub(crate) fn start(pool: WritePool, outbox: OutboxSignal) -> Writer {
         let (jobs, rx) = mpsc::channel(4096);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, outbox, rx));
         Writer { jobs }
     }
 
@@ -222,7 +225,7 @@ where
     }
 }
 
-async fn run(pool: WritePool, mut inbox: mpsc::Receiver<Msg>) {
+async fn run(pool: WritePool, outbox: OutboxSignal, mut inbox: mpsc::Receiver<Msg>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stops = Vec::new();
     while stops.is_empty() && inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -236,7 +239,7 @@ async fn run(pool: WritePool, mut inbox: mpsc::Receiver<Msg>) {
         if jobs.is_empty() {
             continue;
         }
-        commit_batch(&pool, jobs).await;
+        commit_batch(&pool, &outbox, jobs).await;
     }
     for ack in stops {
         let _ = ack.send(());
@@ -245,7 +248,7 @@ async fn run(pool: WritePool, mut inbox: mpsc::Receiver<Msg>) {
 
 /// Runs one batch to its end: every write is answered, and the connection
 /// leaves with no transaction open (or is closed).
-async fn commit_batch(pool: &WritePool, jobs: Vec<Job>) {
+async fn commit_batch(pool: &WritePool, outbox: &OutboxSignal, jobs: Vec<Job>) {
     let mut finishes = Vec::with_capacity(jobs.len());
     let mut conn = match pool.begin().await {
         Ok(conn) => conn,
@@ -278,7 +281,16 @@ async fn commit_batch(pool: &WritePool, jobs: Vec<Job>) {
             Some(error)
         }
         None => match conn.finish("COMMIT").await {
-            Ok(()) => None,
+            Ok(()) => {
+                // Before the writers hear back: whoever waits on a write
+                // that enqueued an event finds the relay already woken. A
+                // write rolled back to its savepoint may still have rung
+                // it; the relay then finds nothing, which is harmless.
+                if conn.wrote_outbox {
+                    outbox.notify();
+                }
+                None
+            }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
                 let _ = conn.finish("ROLLBACK").await;

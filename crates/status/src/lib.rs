@@ -1,8 +1,13 @@
 //! The status view (the original's "management"): a read model built only
 //! from events, one row per order with the timeline of every change, its
 //! time and its actor. It can be dropped and rebuilt from the log.
+//!
+//! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
+//! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
+use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
 use std::sync::Arc;
+use utoipa::OpenApi as _;
 
 use async_trait::async_trait;
 use axum::extract::{FromRef, State};
@@ -18,11 +23,19 @@ use platform::{ApiError, ApiPath, ApiQuery, Db, EventLog, Principal, TokenKeys};
 use serde::{Deserialize, Serialize};
 
 pub fn migrations() -> platform::Migrations {
-    platform::Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-        mysql: sqlx::migrate!("./migrations/mysql"),
-    }
+    platform::migrations!()
+}
+
+/// The status view as the shapes run it (see `platform::service`).
+pub const SERVICE: ServiceDescription =
+    ServiceDescription::new("status", 8083, migrations, StatusApi::openapi, start)
+        .owning(&["/statusChecks"])
+        .consuming_events()
+        .with_view(rebuildable);
+
+fn start(Supplies { db, keys, .. }: Supplies) -> Starting {
+    let handler = Arc::new(StatusEvents::served());
+    ready(Started::serving(router(StatusService { db, keys })).consuming(handler))
 }
 
 pub const CONSUMER: &str = "status";

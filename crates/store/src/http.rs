@@ -380,7 +380,6 @@ async fn decide(
             })
         })
         .await?;
-    svc.outbox.notify();
     Ok(Json(changed))
 }
 

@@ -1,6 +1,9 @@
 //! Store service: stores and their menus, and each store's order list where
 //! the owner accepts, rejects and finishes cooking. The store is where an
 //! accept and a customer's cancel meet, so it decides which one wins.
+//!
+//! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
+//! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 pub mod domain;
 mod events;
@@ -9,26 +12,47 @@ pub mod menu;
 pub mod store_order;
 
 use axum::extract::FromRef;
-use platform::outbox::OutboxSignal;
+use platform::service::{
+    ready, Seeding, ServiceDescription, StartError, Started, Starting, Supplies,
+};
 use platform::sql;
 use platform::{Db, TokenKeys};
+use utoipa::OpenApi as _;
 
 pub use events::StoreEvents;
 pub use http::{router, StoreApi};
 
 pub fn migrations() -> platform::Migrations {
-    platform::Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
-        mysql: sqlx::migrate!("./migrations/mysql"),
-    }
+    platform::migrations!()
+}
+
+/// Store as the shapes run it (see `platform::service`).
+pub const SERVICE: ServiceDescription =
+    ServiceDescription::new("store", 8085, migrations, StoreApi::openapi, start)
+        .owning(&["/stores", "/menus", "/storeOrders"])
+        .with_outbox()
+        .consuming_events()
+        .taking_writes()
+        .with_demo(seed_demo_stores);
+
+fn seed_demo_stores(db: Db) -> Seeding {
+    Box::pin(async move {
+        seed_demo(&db)
+            .await
+            .map(|()| true)
+            .map_err(|e| StartError::from(format!("seeding stores: {e}")))
+    })
+}
+
+fn start(Supplies { db, keys, .. }: Supplies) -> Starting {
+    let handler = std::sync::Arc::new(StoreEvents);
+    ready(Started::serving(router(StoreService { db, keys })).consuming(handler))
 }
 
 #[derive(Clone)]
 pub struct StoreService {
     pub db: Db,
     pub keys: TokenKeys,
-    pub outbox: OutboxSignal,
 }
 
 impl FromRef<StoreService> for TokenKeys {

@@ -174,7 +174,6 @@ mod tests {
     use std::time::Duration;
 
     use platform::deadline::Deadline;
-    use platform::outbox::OutboxSignal;
     use platform::peer::PeerConfig;
     use platform::signing_keys::PrivateKey;
     use platform::{Db, Location, TokenKeys};
@@ -237,13 +236,11 @@ mod tests {
         let payment_url = serve(payment::router(payment::PaymentService {
             db: payment_db,
             keys: TokenKeys::ephemeral().with_services("payment", vec![order_public.clone()]),
-            outbox: OutboxSignal::new(),
         }))
         .await;
         let store_url = serve(store::router(store::StoreService {
             db: store_db,
             keys: TokenKeys::ephemeral().with_services("store", vec![order_public]),
-            outbox: OutboxSignal::new(),
         }))
         .await;
         let payment = HttpPayment {
