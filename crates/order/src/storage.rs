@@ -39,21 +39,14 @@ pub struct Order {
 
 const COLUMNS: &str = "id, customer_id, store_id, menu_id, menu_name, qty, unit_price, price, address, status, reason, correlation_id, version, created_at, updated_at";
 
-/// A stored value this code cannot read.
-fn corrupt(column: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: format!("unknown stored value {value:?}").into(),
-    }
-}
-
 impl Order {
     pub fn from_row(r: &sql::Row) -> Result<Order, sqlx::Error> {
         let status: String = r.try_get("status")?;
-        let status = OrderStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+        let status =
+            OrderStatus::parse(&status).ok_or_else(|| sql::unknown_value("status", &status))?;
         let correlation: String = r.try_get("correlation_id")?;
-        let correlation_id =
-            Uuid::parse_str(&correlation).map_err(|_| corrupt("correlation_id", &correlation))?;
+        let correlation_id = Uuid::parse_str(&correlation)
+            .map_err(|_| sql::unknown_value("correlation_id", &correlation))?;
         let id = r.try_get("id")?;
         Ok(Order {
             id,

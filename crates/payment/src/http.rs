@@ -98,7 +98,11 @@ async fn list(
     .bind(id)
     .fetch_all(&svc.db)
     .await?;
-    Ok(Json(rows.iter().map(crate::record::from_row).collect()))
+    let payments = rows
+        .iter()
+        .map(crate::record::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(payments))
 }
 
 #[utoipa::path(

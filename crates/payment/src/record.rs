@@ -7,24 +7,27 @@ pub use contracts::wire::{Payment, PaymentStatus};
 
 pub const COLUMNS: &str = "id, order_id, customer_id, store_id, amount, menu_name, qty, address, status, card_last4, reason, version, created_at, updated_at";
 
-pub fn from_row(r: &sql::Row) -> Payment {
-    Payment {
-        id: r.get(0),
-        order_id: r.get(1),
-        customer_id: r.get(2),
-        store_id: r.get(3),
-        price: r.get(4),
-        menu_name: r.get(5),
-        qty: r.get(6),
-        address: r.get(7),
-        payment_status: PaymentStatus::parse(&r.get::<String, _>(8))
-            .unwrap_or(PaymentStatus::Declined),
-        card_last4: r.get(9),
-        reason: r.get(10),
-        version: r.get(11),
-        created_at: r.get(12),
-        updated_at: r.get(13),
-    }
+/// A payment as stored, read by column name.
+pub fn from_row(r: &sql::Row) -> Result<Payment, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let payment_status =
+        PaymentStatus::parse(&status).ok_or_else(|| sql::unknown_value("status", &status))?;
+    Ok(Payment {
+        id: r.try_get("id")?,
+        order_id: r.try_get("order_id")?,
+        customer_id: r.try_get("customer_id")?,
+        store_id: r.try_get("store_id")?,
+        price: r.try_get("amount")?,
+        menu_name: r.try_get("menu_name")?,
+        qty: r.try_get("qty")?,
+        address: r.try_get("address")?,
+        payment_status,
+        card_last4: r.try_get("card_last4")?,
+        reason: r.try_get("reason")?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
 }
 
 pub async fn by_order(conn: &mut Conn, order_id: i64) -> Result<Option<Payment>, sqlx::Error> {
@@ -32,7 +35,7 @@ pub async fn by_order(conn: &mut Conn, order_id: i64) -> Result<Option<Payment>,
         .bind(order_id)
         .fetch_optional(conn)
         .await?;
-    Ok(row.as_ref().map(from_row))
+    row.as_ref().map(from_row).transpose()
 }
 
 async fn insert(
@@ -148,5 +151,55 @@ pub async fn refund(
         }
         // Declined, already refunded or voided: nothing was kept.
         Some(_) => Ok(Refund::NothingKept),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::{Db, Location};
+
+    use super::*;
+
+    /// A status this code does not know (written by a newer version, or by
+    /// hand) must not read as a declined payment: the caller would refund
+    /// nothing and tell the customer the card was refused.
+    #[tokio::test]
+    async fn an_unknown_stored_status_is_an_error_not_a_declined_payment() {
+        let dir = tempfile::tempdir().expect("dir");
+        let location = Location::Sqlite(dir.path().join("payment.db"));
+        let db = Db::open(&location, &crate::migrations())
+            .await
+            .expect("database");
+        let read = |db: Db| async move {
+            db.read(|conn| Box::pin(async move { by_order(conn, 7).await }))
+                .await
+        };
+        db.write(|conn| {
+            Box::pin(async move {
+                sql::query(
+                    "INSERT INTO payments (order_id, customer_id, store_id, amount, menu_name, qty, address, status, correlation_id, version, created_at, updated_at)
+                     VALUES (7, 1, 1, 1000, 'pizza', 1, 'suwon', 'Approved', '01a23279-4609-76fc-80e1-bc0ea8b4dead', 1, 0, 0)",
+                )
+                .execute(conn)
+                .await
+            })
+        })
+        .await
+        .expect("insert");
+        let approved = read(db.clone()).await.expect("read").expect("a payment");
+        assert_eq!(approved.payment_status, PaymentStatus::Approved);
+        assert_eq!(approved.price, 1000);
+
+        db.write(|conn| {
+            Box::pin(async move {
+                sql::query("UPDATE payments SET status = 'Mystery' WHERE order_id = 7")
+                    .execute(conn)
+                    .await
+            })
+        })
+        .await
+        .expect("update");
+        let error = read(db).await.expect_err("an unknown status");
+        assert!(error.to_string().contains("Mystery"), "{error}");
     }
 }

@@ -182,6 +182,15 @@ impl Done {
     }
 }
 
+/// A stored value this code cannot read (a status it does not know): an
+/// error, never a silent default.
+pub fn unknown_value(column: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("unknown stored value {value:?}").into(),
+    }
+}
+
 pub fn query(sql: impl Into<String>) -> Query {
     Query {
         sql: sql.into(),
