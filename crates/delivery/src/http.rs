@@ -56,7 +56,11 @@ async fn list(
     .bind(rider)
     .fetch_all(&svc.db)
     .await?;
-    Ok(Json(rows.iter().map(Delivery::from_row).collect()))
+    let deliveries = rows
+        .iter()
+        .map(Delivery::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(deliveries))
 }
 
 #[utoipa::path(

@@ -30,23 +30,28 @@ pub struct Delivery {
 pub const COLUMNS: &str = "order_id, store_id, customer_id, menu_name, qty, price, address, status, rider_id, version, created_at, updated_at, correlation_id";
 
 impl Delivery {
-    pub fn from_row(r: &sql::Row) -> Delivery {
-        Delivery {
-            order_id: r.get(0),
-            store_id: r.get(1),
-            customer_id: r.get(2),
-            menu_name: r.get(3),
-            qty: r.get(4),
-            price: r.get(5),
-            address: r.get(6),
-            delivery_status: DeliveryStatus::parse(&r.get::<String, _>(7))
-                .unwrap_or(DeliveryStatus::Ready),
-            rider_id: r.get(8),
-            version: r.get(9),
-            created_at: r.get(10),
-            updated_at: r.get(11),
-            correlation_id: Uuid::parse_str(&r.get::<String, _>(12)).unwrap_or_default(),
-        }
+    /// A delivery as stored, read by column name; a status or correlation
+    /// id this code cannot read is an error.
+    pub fn from_row(r: &sql::Row) -> Result<Delivery, sqlx::Error> {
+        let status: String = r.try_get("status")?;
+        let correlation: String = r.try_get("correlation_id")?;
+        Ok(Delivery {
+            order_id: r.try_get("order_id")?,
+            store_id: r.try_get("store_id")?,
+            customer_id: r.try_get("customer_id")?,
+            menu_name: r.try_get("menu_name")?,
+            qty: r.try_get("qty")?,
+            price: r.try_get("price")?,
+            address: r.try_get("address")?,
+            delivery_status: DeliveryStatus::parse(&status)
+                .ok_or_else(|| sql::unknown_value("status", &status))?,
+            rider_id: r.try_get("rider_id")?,
+            version: r.try_get("version")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            correlation_id: Uuid::parse_str(&correlation)
+                .map_err(|_| sql::unknown_value("correlation_id", &correlation))?,
+        })
     }
 
     fn facts(&self) -> OrderFacts {
@@ -70,7 +75,7 @@ pub async fn load(conn: &mut Conn, order_id: i64) -> Result<Option<Delivery>, sq
     .bind(order_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.as_ref().map(Delivery::from_row))
+    row.as_ref().map(Delivery::from_row).transpose()
 }
 
 pub async fn open(conn: &mut Conn, facts: &OrderFacts) -> Result<(), sqlx::Error> {

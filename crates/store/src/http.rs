@@ -304,7 +304,11 @@ async fn list_orders(
     .bind(status.map(|s| s.as_str()))
     .fetch_all(&svc.db)
     .await?;
-    Ok(Json(rows.iter().map(StoreOrder::from_row).collect()))
+    let orders = rows
+        .iter()
+        .map(StoreOrder::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(orders))
 }
 
 async fn visible(

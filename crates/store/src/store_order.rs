@@ -34,23 +34,28 @@ pub struct StoreOrder {
 pub const COLUMNS: &str = "order_id, store_id, customer_id, menu_name, qty, price, address, status, reason, version, received_at, updated_at, correlation_id";
 
 impl StoreOrder {
-    pub fn from_row(r: &sql::Row) -> StoreOrder {
-        StoreOrder {
-            order_id: r.get(0),
-            store_id: r.get(1),
-            customer_id: r.get(2),
-            menu_name: r.get(3),
-            qty: r.get(4),
-            price: r.get(5),
-            address: r.get(6),
-            cook_status: StoreOrderStatus::parse(&r.get::<String, _>(7))
-                .unwrap_or(StoreOrderStatus::Received),
-            reason: r.get(8),
-            version: r.get(9),
-            received_at: r.get(10),
-            updated_at: r.get(11),
-            correlation_id: Uuid::parse_str(&r.get::<String, _>(12)).unwrap_or_default(),
-        }
+    /// A store order as stored, read by column name; a status or
+    /// correlation id this code cannot read is an error.
+    pub fn from_row(r: &sql::Row) -> Result<StoreOrder, sqlx::Error> {
+        let status: String = r.try_get("status")?;
+        let correlation: String = r.try_get("correlation_id")?;
+        Ok(StoreOrder {
+            order_id: r.try_get("order_id")?,
+            store_id: r.try_get("store_id")?,
+            customer_id: r.try_get("customer_id")?,
+            menu_name: r.try_get("menu_name")?,
+            qty: r.try_get("qty")?,
+            price: r.try_get("price")?,
+            address: r.try_get("address")?,
+            cook_status: StoreOrderStatus::parse(&status)
+                .ok_or_else(|| sql::unknown_value("status", &status))?,
+            reason: r.try_get("reason")?,
+            version: r.try_get("version")?,
+            received_at: r.try_get("received_at")?,
+            updated_at: r.try_get("updated_at")?,
+            correlation_id: Uuid::parse_str(&correlation)
+                .map_err(|_| sql::unknown_value("correlation_id", &correlation))?,
+        })
     }
 
     pub fn facts(&self) -> OrderFacts {
@@ -74,7 +79,7 @@ pub async fn load(conn: &mut Conn, order_id: i64) -> Result<Option<StoreOrder>, 
     .bind(order_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.as_ref().map(StoreOrder::from_row))
+    row.as_ref().map(StoreOrder::from_row).transpose()
 }
 
 /// Puts a paid order into its store's list; an order cancelled before it
@@ -213,5 +218,46 @@ pub async fn cancel(
             Err(ChangeError::Db(e)) => Err(e),
             Err(ChangeError::NotFound(_)) => Err(sqlx::Error::RowNotFound),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::{Db, Location};
+
+    use super::*;
+
+    /// A kitchen status this code does not know must not read as a new
+    /// order waiting to be accepted.
+    #[tokio::test]
+    async fn an_unknown_stored_status_is_an_error_not_a_received_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let location = Location::Sqlite(dir.path().join("store.db"));
+        let db = Db::open(&location, &crate::migrations())
+            .await
+            .expect("database");
+        let stored = |status: &'static str| {
+            let db = db.clone();
+            async move {
+                db.write(move |conn| {
+                    Box::pin(async move {
+                        sql::query("DELETE FROM store_orders").execute(&mut *conn).await?;
+                        sql::query(
+                            "INSERT INTO store_orders (order_id, store_id, customer_id, menu_name, qty, price, address, status, correlation_id, version, received_at, updated_at)
+                             VALUES (7, 1, 1, 'pizza', 1, 1000, 'suwon', ?, '01a23279-4609-76fc-80e1-bc0ea8b4dead', 1, 0, 0)",
+                        )
+                        .bind(status)
+                        .execute(&mut *conn)
+                        .await?;
+                        load(conn, 7).await
+                    })
+                })
+                .await
+            }
+        };
+        let received = stored("Received").await.expect("read").expect("stored");
+        assert_eq!(received.cook_status, StoreOrderStatus::Received);
+        let error = stored("Mystery").await.expect_err("an unknown status");
+        assert!(error.to_string().contains("Mystery"), "{error}");
     }
 }
