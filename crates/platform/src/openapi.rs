@@ -213,7 +213,8 @@ pub fn merge(title: &str, docs: impl IntoIterator<Item = OpenApi>) -> OpenApi {
 
 /// `GET /openapi.json`: the description as JSON, rendered once.
 pub fn router(doc: &serde_json::Value) -> Router {
-    let body = doc.to_string();
+    // Rendered once; each answer shares these bytes instead of copying them.
+    let body = axum::body::Bytes::from(doc.to_string());
     Router::new().route(
         "/openapi.json",
         get(move || {
