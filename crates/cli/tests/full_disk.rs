@@ -75,6 +75,20 @@ fn fill(path: &Path, leave: u64) -> u64 {
     kept
 }
 
+/// Bytes an unprivileged writer could still take on the file system.
+fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%a %S"])
+        .arg(dir)
+        .output()
+        .expect("run stat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    parts.next().unwrap_or(0) * parts.next().unwrap_or(0)
+}
+
 #[derive(Default)]
 struct Tally {
     /// Orders answered 201, by the key they were placed with.
@@ -296,17 +310,23 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
     );
 
     // Full for a while: the server must keep answering (503), not die.
+    // SQLite reuses the blocks its WAL already holds, so how soon a commit
+    // needs a new block depends on the write rate: stay full for at least
+    // 5 s and until the first 503 (at most 20 s).
     let mut saw_full = None;
-    while full_at.elapsed() < Duration::from_secs(5) {
+    while full_at.elapsed() < Duration::from_secs(5)
+        || (saw_full.is_none() && full_at.elapsed() < Duration::from_secs(20))
+    {
         if saw_full.is_none() && load.tally.lock().expect("tally").unavailable > 0 {
             saw_full = Some(full_at.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let free_while_full = free_bytes(&disk.dir);
     let alive_while_full = server.is_running();
     let health = send(admin.request(Method::GET, "/actuator/health")).await;
     eprintln!(
-        "while full: process alive {alive_while_full}, health {}",
+        "while full: process alive {alive_while_full}, health {}, {free_while_full} bytes free",
         health.status
     );
 
@@ -452,7 +472,11 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_without_restart() {
         t.unexpected.len(),
         &t.unexpected[..t.unexpected.len().min(5)]
     );
-    assert!(t.unavailable > 0, "the disk never filled up: no 503");
+    assert!(
+        t.unavailable > 0,
+        "the disk never filled up: no 503 ({} MiB filler, {free_while_full} bytes free after 20 s)",
+        filled >> 20
+    );
     assert!(
         t.bad_unavailable.is_empty(),
         "503s without Retry-After or with internal text: {:#?}",
