@@ -218,8 +218,16 @@ def self_test(report, docs):
     def service(d):
         return pod_spec(d)["containers"][0]
 
-    def init(d):
-        return pod_spec(d)["initContainers"][0]
+    def with_init(missing):
+        """An init container like the service's own, but without `missing`."""
+        def mutate(pod):
+            init = copy.deepcopy(pod["containers"][0])
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe", "lifecycle", "ports"):
+                init.pop(probe, None)
+            init["name"] = "prepare"
+            dele(missing)(init)
+            pod["initContainers"] = [init]
+        return mutate
 
     def dele(path):
         def mutate(c):
@@ -256,8 +264,8 @@ def self_test(report, docs):
         ("a writable root filesystem", "status", service, setter("securityContext.readOnlyRootFilesystem", False)),
         ("capabilities kept", "notification", service, setter("securityContext.capabilities.drop", [])),
         ("privilege escalation allowed", "gateway", service, setter("securityContext.allowPrivilegeEscalation", True)),
-        ("an init container without a security context", "identity", init, dele("securityContext")),
-        ("an init container without limits", "identity", init, dele("resources.limits")),
+        ("an init container without a security context", "identity", on_pod(with_init("securityContext")), None),
+        ("an init container without limits", "identity", on_pod(with_init("resources.limits")), None),
         ("readiness on the liveness path", "order", service, setter("readinessProbe.httpGet.path", "/actuator/health")),
         ("no preStop pause", "order", service, dele("lifecycle")),
         ("a grace period shorter than the drain", "order", on_pod(setter("terminationGracePeriodSeconds", 15)), None),
