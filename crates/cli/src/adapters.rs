@@ -7,7 +7,7 @@ use order::{
     ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
 };
 use payment::{PaymentService, PaymentStatus};
-use store::StoreService;
+use store::{StoreError, StoreService};
 
 pub struct LocalPayment(pub PaymentService);
 
@@ -54,11 +54,11 @@ impl StoreClient for LocalStore {
 
     async fn cancel(&self, facts: OrderFacts, actor: String) -> Result<StoreCancel, ClientError> {
         match self.0.cancel(facts, actor).await {
-            Ok(Ok(())) => Ok(StoreCancel::Cancelled),
-            Ok(Err(status)) => Ok(StoreCancel::TooLate {
+            Ok(()) => Ok(StoreCancel::Cancelled),
+            Err(StoreError::Decided(status)) => Ok(StoreCancel::TooLate {
                 status: status.order_status(),
             }),
-            Err(e) => Err(ClientError::Unavailable(e.detail)),
+            Err(e) => Err(ClientError::Unavailable(e.to_string())),
         }
     }
 }
