@@ -18,7 +18,7 @@ impl PaymentClient for LocalPayment {
             .0
             .pay(request.facts, request.card, request.actor, request.deadline)
             .await
-            .map_err(|e| ClientError::Unavailable(e.detail))?;
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
         Ok(match payment.payment_status {
             PaymentStatus::Approved => PaymentOutcome::Approved {
                 payment_id: payment.id,
