@@ -2,12 +2,22 @@
 //! order, idempotent by order id) and refunds it when the order is
 //! cancelled, rejected or given up.
 //!
+//! Its rooms, as in every service:
+//! - [`domain`]: the rules, pure: what a charge comes to, what a refund
+//!   does, the event of each;
+//! - [`storage`]: every SQL statement;
+//! - [`http`]: the API, thin; [`error::PaymentError`] becomes
+//!   problem+json there, once;
+//! - `events`: refunds for orders cancelled, rejected or given up.
+//!
 //! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
 //! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
+pub mod domain;
+pub mod error;
 mod events;
-mod http;
-pub mod record;
+pub mod http;
+pub mod storage;
 
 use axum::extract::FromRef;
 use contracts::event::OrderFacts;
@@ -16,9 +26,11 @@ use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
 use platform::{Db, TokenKeys};
 use utoipa::OpenApi as _;
 
+pub use domain::DECLINED_TEST_CARD;
+pub use error::PaymentError;
 pub use events::PaymentEvents;
 pub use http::{router, PaymentApi};
-pub use record::{Payment, PaymentStatus};
+pub use storage::{Payment, PaymentStatus};
 
 pub fn migrations() -> platform::Migrations {
     platform::migrations!()
@@ -36,9 +48,6 @@ fn start(Supplies { db, keys, .. }: Supplies) -> Starting {
     let handler = std::sync::Arc::new(PaymentEvents);
     ready(Started::serving(router(PaymentService { db, keys })).consuming(handler))
 }
-
-/// The documented test card that is always declined.
-pub const DECLINED_TEST_CARD: &str = "4000000000000002";
 
 #[derive(Clone)]
 pub struct PaymentService {
@@ -63,31 +72,23 @@ impl PaymentService {
         card: Option<String>,
         actor: String,
         deadline: Deadline,
-    ) -> Result<Payment, platform::ApiError> {
-        let payment = self
-            .db
+    ) -> Result<Payment, PaymentError> {
+        self.db
             .write(move |tx| {
                 Box::pin(async move {
-                    if deadline.passed() {
-                        if let Some(existing) = record::by_order(tx, facts.order_id).await? {
-                            return Ok(existing);
-                        }
-                        tracing::info!(
-                            order_id = facts.order_id,
-                            "payment refused: the order stopped waiting for it"
-                        );
-                        return Err(platform::ApiError::new(
-                            axum::http::StatusCode::GATEWAY_TIMEOUT,
-                            "Deadline passed",
-                            "the caller stopped waiting; nothing was charged",
-                        ));
+                    if !deadline.passed() {
+                        return Ok(storage::pay(tx, &facts, card.as_deref(), &actor).await?);
                     }
-                    Ok::<_, platform::ApiError>(
-                        record::pay(tx, &facts, card.as_deref(), &actor).await?,
-                    )
+                    if let Some(existing) = storage::by_order(tx, facts.order_id).await? {
+                        return Ok(existing);
+                    }
+                    tracing::info!(
+                        order_id = facts.order_id,
+                        "payment refused: the order stopped waiting for it"
+                    );
+                    Err(PaymentError::DeadlinePassed)
                 })
             })
-            .await?;
-        Ok(payment)
+            .await
     }
 }

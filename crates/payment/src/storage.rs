@@ -1,7 +1,15 @@
+//! Payment's storage: every SQL statement of the service. Rows are read by
+//! column name, and a stored status this code does not know is an error,
+//! never a silent default (a declined payment would refund nothing). Each
+//! change commits with its event in the outbox of the same transaction.
+
 use contracts::event::OrderFacts;
+use contracts::order_access::Owner;
 use contracts::{Event, EventType};
 use platform::sql;
-use platform::Conn;
+use platform::{Conn, Db};
+
+use crate::domain::{self, Refund};
 
 pub use contracts::wire::{Payment, PaymentStatus};
 
@@ -77,7 +85,8 @@ fn event(event_type: EventType, p: &Payment, facts: &OrderFacts, actor: &str) ->
     ev
 }
 
-/// Pays once per order (see [`crate::PaymentService::pay`]).
+/// Pays once per order (see [`crate::PaymentService::pay`]): a second call
+/// answers the first payment.
 pub async fn pay(
     conn: &mut Conn,
     facts: &OrderFacts,
@@ -87,35 +96,13 @@ pub async fn pay(
     if let Some(existing) = by_order(conn, facts.order_id).await? {
         return Ok(existing);
     }
-    let last4 = card.map(|c| c[c.len().saturating_sub(4)..].to_string());
-    if card == Some(crate::DECLINED_TEST_CARD) {
-        return insert(
-            conn,
-            facts,
-            PaymentStatus::Declined,
-            last4.as_deref(),
-            Some("card declined by issuer (test card)"),
-        )
-        .await;
+    let charged = domain::charge(card);
+    let last4 = charged.card_last4.as_deref();
+    let payment = insert(conn, facts, charged.status, last4, charged.reason).await?;
+    if let Some(event_type) = domain::charge_event(payment.payment_status) {
+        platform::outbox::enqueue(conn, &event(event_type, &payment, facts, actor)).await?;
     }
-    let payment = insert(conn, facts, PaymentStatus::Approved, last4.as_deref(), None).await?;
-    platform::outbox::enqueue(
-        conn,
-        &event(EventType::PaymentAgreed, &payment, facts, actor),
-    )
-    .await?;
     Ok(payment)
-}
-
-/// What a refund found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refund {
-    /// An approved payment was refunded.
-    Refunded,
-    /// Nothing was paid yet; a late payment will be refused.
-    Voided,
-    /// Declined, refunded or voided before: nothing to give back.
-    NothingKept,
 }
 
 /// Refunds the order's payment if one was taken; remembers an order that
@@ -126,12 +113,13 @@ pub async fn refund(
     actor: &str,
     reason: &str,
 ) -> Result<Refund, sqlx::Error> {
-    match by_order(conn, facts.order_id).await? {
-        None => {
+    let current = by_order(conn, facts.order_id).await?;
+    let refund = domain::refund(current.as_ref().map(|p| p.payment_status));
+    match (refund, current) {
+        (Refund::Voided, _) => {
             insert(conn, facts, PaymentStatus::Voided, None, Some(reason)).await?;
-            Ok(Refund::Voided)
         }
-        Some(p) if p.payment_status == PaymentStatus::Approved => {
+        (Refund::Refunded, Some(p)) => {
             let now = platform::clock::now_ms();
             sql::query("UPDATE payments SET status = 'Refunded', reason = ?, version = version + 1, updated_at = ? WHERE id = ?")
                 .bind(reason)
@@ -142,16 +130,30 @@ pub async fn refund(
             let refunded = by_order(conn, facts.order_id)
                 .await?
                 .ok_or(sqlx::Error::RowNotFound)?;
-            platform::outbox::enqueue(
-                conn,
-                &event(EventType::PaymentCancelled, &refunded, facts, actor),
-            )
-            .await?;
-            Ok(Refund::Refunded)
+            let refunded = event(domain::REFUND_EVENT, &refunded, facts, actor);
+            platform::outbox::enqueue(conn, &refunded).await?;
         }
-        // Declined, already refunded or voided: nothing was kept.
-        Some(_) => Ok(Refund::NothingKept),
+        _ => {}
     }
+    Ok(refund)
+}
+
+/// The payments of `owner`'s orders, newest first.
+pub async fn list(db: &Db, owner: Owner) -> Result<Vec<Payment>, sqlx::Error> {
+    let (filter, id) = match owner {
+        Owner::Customer(id) => ("customer_id = ?", id),
+        Owner::Store(id) => ("store_id = ?", id),
+        Owner::Everyone => ("? = 0", 0),
+    };
+    sql::query(format!(
+        "SELECT {COLUMNS} FROM payments WHERE {filter} ORDER BY id DESC LIMIT 1000"
+    ))
+    .bind(id)
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 #[cfg(test)]
