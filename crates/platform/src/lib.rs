@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod peer;
 pub mod problem;
+pub mod read_model;
 pub mod rebuild;
 pub mod retention;
 pub mod revocation_sync;
