@@ -41,9 +41,7 @@ use platform::auth::ACCESS_TOKEN_TTL_SECS;
 use platform::{Db, TokenKeys};
 use throttle::LoginThrottle;
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Identity as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -143,11 +141,7 @@ impl Identity {
     }
 }
 
-impl FromRef<Identity> for TokenKeys {
-    fn from_ref(s: &Identity) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(Identity);
 
 impl FromRef<Identity> for TrustedProxies {
     fn from_ref(s: &Identity) -> TrustedProxies {

@@ -24,14 +24,12 @@ const COLUMNS: &str = "id, username, password_hash, role, store_id, disabled_at"
 fn from_row(row: &sql::Row) -> Result<Account, sqlx::Error> {
     let role: String = row.try_get("role")?;
     let disabled_at: Option<i64> = row.try_get("disabled_at")?;
-    Ok(Account {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        password_hash: row.try_get("password_hash")?,
-        role: Role::parse(&role).ok_or_else(|| sql::unknown_value("role", &role))?,
-        store_id: row.try_get("store_id")?,
-        disabled: disabled_at.is_some(),
-    })
+    Ok(
+        platform::from_columns!(row => Account { id, username, password_hash, store_id },
+            role: Role::parse(&role).ok_or_else(|| sql::unknown_value("role", &role))?,
+            disabled: disabled_at.is_some(),
+        ),
+    )
 }
 
 pub async fn by_name(db: &Db, username: &str) -> Result<Option<Account>, IdentityError> {

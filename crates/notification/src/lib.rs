@@ -21,7 +21,6 @@ pub mod storage;
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
 use platform::live_streams::LiveStreams;
 use platform::read_model::{Copy, CopyKeeper, Rebuildable};
 use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
@@ -35,9 +34,7 @@ pub use events::NotificationEvents;
 pub use http::{router, NotificationApi};
 pub use storage::Notification;
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Notifications as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription = ServiceDescription::new(
@@ -89,11 +86,7 @@ impl NotificationService {
     }
 }
 
-impl FromRef<NotificationService> for TokenKeys {
-    fn from_ref(s: &NotificationService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(NotificationService);
 
 /// The notifications as the log's compaction and rebuilds see them.
 pub fn rebuildable() -> Arc<dyn RebuildableView> {

@@ -37,15 +37,11 @@ const COLUMNS: &str = "id, recipient, order_id, event_id, event_type, message, c
 fn from_row(r: &sql::Row) -> Result<Notification, sqlx::Error> {
     let event_type: String = r.try_get("event_type")?;
     EventType::parse(&event_type).ok_or_else(|| sql::unknown_value("event_type", &event_type))?;
-    Ok(Notification {
-        id: r.try_get("id")?,
-        recipient: r.try_get("recipient")?,
-        order_id: r.try_get("order_id")?,
-        event_id: r.try_get("event_id")?,
-        event_type,
-        message: r.try_get("message")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(platform::from_columns!(r => Notification {
+            id, recipient, order_id, event_id, message, created_at
+        },
+        event_type: event_type,
+    ))
 }
 
 /// Keeps one notification of `ev` for `recipient` in `copy`, once per event

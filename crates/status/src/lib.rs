@@ -21,7 +21,6 @@ pub mod storage;
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
 use platform::read_model::Rebuildable;
 use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
@@ -33,9 +32,7 @@ pub use events::StatusEvents;
 pub use http::{router, StatusApi};
 pub use storage::{Change, StatusCheck};
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// The status view as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -58,11 +55,7 @@ pub struct StatusService {
     pub keys: TokenKeys,
 }
 
-impl FromRef<StatusService> for TokenKeys {
-    fn from_ref(s: &StatusService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(StatusService);
 
 /// The view as the log's compaction and rebuilds see it.
 pub fn rebuildable() -> Arc<dyn RebuildableView> {

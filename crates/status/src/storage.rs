@@ -81,20 +81,13 @@ fn check_from_row(r: &sql::Row) -> Result<StatusCheck, sqlx::Error> {
     if let Some(p) = &payment_status {
         PaymentState::parse(p).ok_or_else(|| sql::unknown_value("payment_status", p))?;
     }
-    Ok(StatusCheck {
-        order_id: r.try_get("order_id")?,
-        status,
-        payment_status,
-        menu_name: r.try_get("menu_name")?,
-        qty: r.try_get("qty")?,
-        price: r.try_get("price")?,
-        address: r.try_get("address")?,
-        store_id: r.try_get("store_id")?,
-        customer_id: r.try_get("customer_id")?,
-        rider_id: r.try_get("rider_id")?,
-        updated_at: r.try_get("updated_at")?,
+    Ok(platform::from_columns!(r => StatusCheck {
+            order_id, menu_name, qty, price, address, store_id, customer_id, rider_id, updated_at
+        },
+        status: status,
+        payment_status: payment_status,
         history: None,
-    })
+    ))
 }
 
 fn change_from_row(r: &sql::Row) -> Result<Change, sqlx::Error> {
@@ -105,14 +98,11 @@ fn change_from_row(r: &sql::Row) -> Result<Change, sqlx::Error> {
             return Err(sql::unknown_value("status", s));
         }
     }
-    Ok(Change {
-        event_type: r.try_get("event_type")?,
-        event_id: r.try_get("event_id")?,
-        status,
-        actor: r.try_get("actor")?,
-        reason: r.try_get("reason")?,
-        at: r.try_get("at")?,
-    })
+    Ok(
+        platform::from_columns!(r => Change { event_type, event_id, actor, reason, at },
+            status: status,
+        ),
+    )
 }
 
 /// The status `copy` holds for an order, if it has seen the order.
