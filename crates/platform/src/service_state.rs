@@ -27,3 +27,13 @@ macro_rules! token_keys_in {
         }
     };
 }
+
+/// The state of a service whose handlers need only its database and the
+/// keys that check callers' tokens (a read model's, like the status view).
+#[derive(Clone)]
+pub struct DbAndKeys {
+    pub db: crate::Db,
+    pub keys: crate::TokenKeys,
+}
+
+crate::token_keys_in!(DbAndKeys);

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use platform::read_model::Rebuildable;
 use platform::rebuild::{RebuildError, RebuildableView, Rebuilt};
 use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
-use platform::{Db, EventLog, TokenKeys};
+use platform::{Db, EventLog};
 use utoipa::OpenApi as _;
 
 pub use domain::{rank, status_after};
@@ -49,13 +49,8 @@ fn start(Supplies { db, keys, .. }: Supplies) -> Starting {
 /// The consumer that keeps the served view.
 pub const CONSUMER: &str = "status";
 
-#[derive(Clone)]
-pub struct StatusService {
-    pub db: Db,
-    pub keys: TokenKeys,
-}
-
-platform::token_keys_in!(StatusService);
+/// What the handlers need: the view's database and the token keys.
+pub type StatusService = platform::service_state::DbAndKeys;
 
 /// The view as the log's compaction and rebuilds see it.
 pub fn rebuildable() -> Arc<dyn RebuildableView> {
