@@ -18,7 +18,6 @@ mod events;
 pub mod http;
 pub mod storage;
 
-use axum::extract::FromRef;
 use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
 use platform::{Db, TokenKeys};
 use utoipa::OpenApi as _;
@@ -27,9 +26,7 @@ pub use error::DeliveryError;
 pub use events::DeliveryEvents;
 pub use http::{router, DeliveryApi};
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Delivery as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -50,8 +47,4 @@ pub struct DeliveryService {
     pub keys: TokenKeys,
 }
 
-impl FromRef<DeliveryService> for TokenKeys {
-    fn from_ref(s: &DeliveryService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(DeliveryService);

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use utoipa::OpenApi as _;
 
-use axum::extract::FromRef;
 use platform::{Db, TokenKeys};
 
 pub use clients::{
@@ -30,9 +29,7 @@ pub use error::OrderError;
 pub use events::OrderEvents;
 pub use http::{router, OrderApi};
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Order as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -99,8 +96,4 @@ pub struct OrderService {
     pub config: OrderConfig,
 }
 
-impl FromRef<OrderService> for TokenKeys {
-    fn from_ref(s: &OrderService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(OrderService);

@@ -19,7 +19,6 @@ mod events;
 pub mod http;
 pub mod storage;
 
-use axum::extract::FromRef;
 use contracts::event::OrderFacts;
 use platform::deadline::Deadline;
 use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
@@ -32,9 +31,7 @@ pub use events::PaymentEvents;
 pub use http::{router, PaymentApi};
 pub use storage::{Payment, PaymentStatus};
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Payment as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -55,11 +52,7 @@ pub struct PaymentService {
     pub keys: TokenKeys,
 }
 
-impl FromRef<PaymentService> for TokenKeys {
-    fn from_ref(s: &PaymentService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(PaymentService);
 
 impl PaymentService {
     /// Pays for an order once. A second call for the same order returns the

@@ -20,7 +20,6 @@ mod events;
 pub mod http;
 pub mod storage;
 
-use axum::extract::FromRef;
 use platform::service::{
     ready, Seeding, ServiceDescription, StartError, Started, Starting, Supplies,
 };
@@ -32,9 +31,7 @@ pub use events::StoreEvents;
 pub use http::{router, StoreApi};
 pub use storage::seed_demo;
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Store as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -65,11 +62,7 @@ pub struct StoreService {
     pub keys: TokenKeys,
 }
 
-impl FromRef<StoreService> for TokenKeys {
-    fn from_ref(s: &StoreService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(StoreService);
 
 impl StoreService {
     pub async fn menu_by_id(&self, id: i64) -> Result<Option<storage::Menu>, sqlx::Error> {
