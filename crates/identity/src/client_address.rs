@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use ipnet::IpNet;
 
 /// The address a request comes from: the peer of the connection, or, when
 /// that peer is a trusted proxy (the gateway), the last address it added to
@@ -14,19 +15,40 @@ use axum::http::request::Parts;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub Option<IpAddr>);
 
-/// The proxies whose `X-Forwarded-For` is believed (HANWHA_TRUSTED_PROXIES).
+/// The proxies whose `X-Forwarded-For` is believed (HANWHA_TRUSTED_PROXIES):
+/// addresses or ranges (`10.42.0.0/16`), since gateway pods in a cluster
+/// take a new address from the pod network at each start.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub Arc<Vec<IpAddr>>);
+pub struct TrustedProxies(pub Arc<Vec<IpNet>>);
+
+/// An entry of HANWHA_TRUSTED_PROXIES that is neither an address nor a range.
+#[derive(Debug, thiserror::Error)]
+#[error("HANWHA_TRUSTED_PROXIES: {0:?} is neither an IP address nor a range such as 10.42.0.0/16")]
+pub struct NotAnAddress(String);
 
 impl TrustedProxies {
-    pub fn parse(list: &str) -> Result<TrustedProxies, std::net::AddrParseError> {
-        let ips = list
+    pub fn parse(list: &str) -> Result<TrustedProxies, NotAnAddress> {
+        let nets = list
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(str::parse)
-            .collect::<Result<Vec<IpAddr>, _>>()?;
-        Ok(TrustedProxies(Arc::new(ips)))
+            .map(|entry| {
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| NotAnAddress(entry.to_string()))
+            })
+            .collect::<Result<Vec<IpNet>, _>>()?;
+        Ok(TrustedProxies(Arc::new(nets)))
+    }
+
+    fn trusts(&self, peer: IpAddr) -> bool {
+        // A v4 peer on a dual-stack listener arrives as ::ffff:a.b.c.d.
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|net| net.contains(&peer))
     }
 
     pub fn client(&self, parts: &Parts) -> ClientAddress {
@@ -46,7 +68,7 @@ impl TrustedProxies {
             last.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
         };
         match peer {
-            Some(ip) if self.0.contains(&ip) => ClientAddress(forwarded().or(Some(ip))),
+            Some(ip) if self.trusts(ip) => ClientAddress(forwarded().or(Some(ip))),
             other => ClientAddress(other),
         }
     }
@@ -97,5 +119,25 @@ mod tests {
             none.client(&request("127.0.0.1:5000")).0,
             Some("127.0.0.1".parse().expect("ip"))
         );
+    }
+
+    #[test]
+    fn a_range_trusts_every_address_in_it_and_no_other() {
+        let trusted = TrustedProxies::parse(" 10.42.0.0/16, 192.0.2.7 ,fd00::/8").expect("list");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(trusted.trusts(ip("10.42.3.9")));
+        assert!(trusted.trusts(ip("::ffff:10.42.0.1")));
+        assert!(trusted.trusts(ip("192.0.2.7")));
+        assert!(trusted.trusts(ip("fd00::1")));
+        assert!(!trusted.trusts(ip("10.43.0.1")));
+        assert!(!trusted.trusts(ip("192.0.2.8")));
+        assert!(!trusted.trusts(ip("fe80::1")));
+    }
+
+    #[test]
+    fn an_entry_that_is_not_an_address_is_refused_by_name() {
+        let err = TrustedProxies::parse("10.0.0.1, gateway").expect_err("refused");
+        assert!(err.to_string().contains("\"gateway\""), "{err}");
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
     }
 }
