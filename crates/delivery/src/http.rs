@@ -1,6 +1,6 @@
 //! Delivery's HTTP API: the riders' list, pick up and complete. Each
 //! handler extracts, asks the domain and storage, and answers; every
-//! [`DeliveryError`] becomes problem+json in [`problem`], and only there.
+//! [`DeliveryError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::routing::{get, put};

@@ -1,6 +1,6 @@
 //! Order's HTTP API, the seed's paths: each handler extracts and parses,
 //! calls placement, cancellation or storage, and answers; every
-//! [`OrderError`] becomes problem+json in [`problem`], and only there.
+//! [`OrderError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -2,6 +2,19 @@
 //! synchronous call), lets the customer cancel before the store accepts and
 //! confirm receipt, and follows the rest of the saga from events.
 //!
+//! Its rooms, as in every service:
+//! - [`domain`]: the rules, pure: the order's state machine, the event of
+//!   each action, the price, who sees which order;
+//! - [`storage`]: every SQL statement, rows read by column name;
+//! - [`placement`] and [`cancellation`]: the two steps that call other
+//!   services, each run to its end where no client can cancel it;
+//!   [`deadline`]: the sweep that settles what a crash left unfinished;
+//! - [`clients`]: Payment and Store as Order needs them (function calls in
+//!   the all-in-one, [`clients::HttpPayment`] and [`clients::HttpStore`] in the distributed shape);
+//! - [`http`]: the API, thin; [`error::OrderError`] becomes problem+json
+//!   there, once;
+//! - `events`: the store's and the rider's events move the order on.
+//!
 //! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
 //! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 

@@ -1,7 +1,7 @@
 //! Payment's HTTP API: the customer's payments, and `POST /payments` for
 //! the order service when it runs as its own process. Each handler
 //! extracts, asks the domain and storage, and answers; every
-//! [`PaymentError`] becomes problem+json in [`problem`], and only there.
+//! [`PaymentError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::http::StatusCode;

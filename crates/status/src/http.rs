@@ -1,6 +1,6 @@
 //! The status view's HTTP API: each handler extracts the caller and the
 //! request, asks the domain whose orders they may see, reads storage, and
-//! answers; every [`StatusError`] becomes problem+json in [`problem`], and
+//! answers; every [`StatusError`] becomes problem+json in `problem`, and
 //! only there.
 
 use axum::extract::State;

@@ -1,6 +1,6 @@
 //! Store's HTTP API: stores, menus, and the owner's order list. Each
 //! handler extracts and parses, asks the domain and storage, and answers;
-//! every [`StoreError`] becomes problem+json in [`problem`], and only there.
+//! every [`StoreError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::http::StatusCode;
