@@ -1,15 +1,14 @@
 //! Live feeds: the notification stream (SSE) with catch-up after a dropped
 //! connection, and `hanwha-delivery events --follow`.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::scenario;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 
 /// Reads SSE frames from a response until `want` notifications arrived.
 async fn read_notifications(resp: &mut reqwest::Response, want: usize) -> Vec<(i64, Value)> {
@@ -81,13 +80,7 @@ async fn notifications_arrive_live_and_a_reconnect_catches_up() {
 
     // While the customer is away, the store accepts.
     wait_in_store(&owner, order).await;
-    assert_eq!(
-        owner
-            .put(&format!("/storeOrders/{order}/accept"))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    scenario::accept(&owner, order).await;
     wait_status(&customer, order, "Accepted").await;
 
     let mut again = customer

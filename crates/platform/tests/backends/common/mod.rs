@@ -1,7 +1,6 @@
 //! A fresh database per test on each backend: SQLite always; PostgreSQL
 //! and MySQL/MariaDB when HANWHA_TEST_POSTGRES_URL / HANWHA_TEST_MYSQL_URL
 //! name a server (a named server that cannot be reached fails the test).
-#![allow(dead_code)]
 
 use platform::sql::Backend;
 use platform::{Db, Location, Migrations};

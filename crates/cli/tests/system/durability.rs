@@ -2,16 +2,15 @@
 //! orders, start it again, and every order that got 201 finishes its saga
 //! with one payment and each event handled once.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::support::scenario::{self, drive_to_confirmed};
+use crate::support::*;
 use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 const SAGA: [&str; 7] = [
     "PaymentAgreed",
@@ -23,28 +22,9 @@ const SAGA: [&str; 7] = [
     "OrderConfirmed",
 ];
 
-async fn drive_to_confirmed(customer: &Api, owner: &Api, rider: &Api, order: i64) {
-    wait_in_store(owner, order).await;
-    let r = owner.put(&format!("/storeOrders/{order}/accept")).await;
-    assert_eq!(r.status, StatusCode::OK, "accept {order}: {}", r.body);
-    let r = owner.put(&format!("/storeOrders/{order}/finish")).await;
-    assert_eq!(r.status, StatusCode::OK, "finish {order}: {}", r.body);
-    wait_in_deliveries(rider, order).await;
-    let r = rider.put(&format!("/deliveries/{order}/pickup")).await;
-    assert_eq!(r.status, StatusCode::OK, "pickup {order}: {}", r.body);
-    let r = rider.put(&format!("/deliveries/{order}/complete")).await;
-    assert_eq!(r.status, StatusCode::OK, "complete {order}: {}", r.body);
-    eventually(&format!("order {order} delivered"), || async {
-        (customer.get(&format!("/orders/{order}")).await.body["status"] == "Delivered")
-            .then_some(())
-    })
-    .await;
-    let r = customer.put(&format!("/orders/{order}/confirm")).await;
-    assert_eq!(r.status, StatusCode::OK, "confirm {order}: {}", r.body);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {
+    let _machine = exclusive().await;
     let mut server = Server::start(&["--payment-timeout-ms", "500", "--sweep-ms", "100"]);
     let customer = Api::login(&server, "customer").await;
 
@@ -271,33 +251,10 @@ async fn a_failing_event_becomes_a_dead_letter_that_an_admin_replays_or_discards
     );
 
     // Other orders go on meanwhile: the real saga of this order completes up to pick-up.
-    wait_in_store(&owner, order).await;
-    assert_eq!(
-        owner
-            .put(&format!("/storeOrders/{order}/accept"))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        owner
-            .put(&format!("/storeOrders/{order}/finish"))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    scenario::cook(&owner, order).await;
     wait_in_deliveries(&rider, order).await;
-    assert_eq!(
-        rider
-            .put(&format!("/deliveries/{order}/pickup"))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    eventually("order picked up", || async {
-        (customer.get(&format!("/orders/{order}")).await.body["status"] == "PickedUp").then_some(())
-    })
-    .await;
+    scenario::pick_up(&rider, order).await;
+    scenario::wait_order(&customer, order, "PickedUp").await;
 
     // The ghost still fails on replay and stays; the premature one applies
     // once its order exists, and brings it to what it reports.

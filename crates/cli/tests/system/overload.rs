@@ -2,17 +2,16 @@
 //! refused at once with 503 and Retry-After, before it changes anything;
 //! what is admitted completes; health keeps answering.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
 use serde_json::json;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_orders_is_refused_at_once_beyond_capacity_and_nothing_refused_is_placed() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let admin = Api::login(&server, "admin").await;

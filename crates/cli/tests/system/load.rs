@@ -2,13 +2,11 @@
 //! was asked to, counts no errors on a healthy system, and writes a report
 //! a script can read. Speed is measured by the tool, never asserted here.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 fn load(server: &Server, dir: &Path, args: &[&str]) -> Value {
     let json = dir.join("out.json");
@@ -58,6 +56,7 @@ fn assert_no_errors(report: &Value) {
 
 #[tokio::test]
 async fn twenty_full_sagas_complete_without_errors() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("temp dir");
     let report = load(
@@ -127,6 +126,7 @@ async fn twenty_full_sagas_complete_without_errors() {
 
 #[tokio::test]
 async fn an_open_loop_place_run_starts_every_scheduled_order() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("temp dir");
     let report = load(

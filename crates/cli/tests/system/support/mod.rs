@@ -1,8 +1,9 @@
 //! Starts the real `hanwha-delivery` binary on a random port with its own
 //! data directory, and talks to it over HTTP.
-#![allow(dead_code)]
 
 pub mod fleet_command;
+pub mod ports;
+pub mod scenario;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,27 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+/// The machine, for a test that loads it or measures time: such a test
+/// holds this for its whole run. The harness runs two tests of this one
+/// binary at a time (one per core); two such tests together would each slow
+/// the other down and fail for it. A test that neither loads the machine
+/// nor times anything runs beside them.
+static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub type Exclusive = tokio::sync::MutexGuard<'static, ()>;
+
+/// Waits until no other load or timing test runs, and keeps them out while
+/// the guard lives. (A Tokio mutex: it is held across awaits, and a test
+/// that fails while holding it does not poison it for the others.)
+pub async fn exclusive() -> Exclusive {
+    MACHINE.lock().await
+}
+
+/// The same, for a test without a runtime.
+pub fn exclusive_blocking() -> Exclusive {
+    MACHINE.blocking_lock()
+}
 
 pub struct Server {
     pub base: String,

@@ -4,17 +4,15 @@
 //! notification` then start from the snapshots and make the same views; and
 //! an event published again after its inbox rows expired changes nothing.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
-use support::*;
 
 /// Every service's name, from the composition list.
 fn service_names() -> impl Iterator<Item = &'static str> {

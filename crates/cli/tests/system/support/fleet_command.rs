@@ -25,9 +25,9 @@ pub struct LocalFleet {
     _dir: tempfile::TempDir,
 }
 
-/// Ports below the ephemeral range (32768 up on Linux), so that no
-/// `127.0.0.1:0` bind of another test lands in a fleet's block.
-const BASES: std::ops::Range<u32> = 10_000..32_000;
+/// A fleet's block of 200 ports lies below the ephemeral range.
+const BASES: std::ops::Range<u32> =
+    super::ports::BELOW_EPHEMERAL.start as u32..super::ports::BELOW_EPHEMERAL.end as u32;
 
 impl LocalFleet {
     /// A fleet on SQLite, or `None` when HANWHA_TEST_NATS_URL is unset. A
@@ -119,10 +119,6 @@ impl LocalFleet {
             .iter()
             .find(|m| m.name == name)
             .unwrap_or_else(|| panic!("no member {name} in {:?}", self.members))
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// What the fleet wrote on stderr: its own lines and its members'.

@@ -1,11 +1,9 @@
 //! Bad input gets a clear problem+json with the right status and changes
 //! nothing.
 
-mod support;
-
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::*;
 
 async fn nothing_changed(admin: &Api) {
     assert_eq!(
@@ -540,6 +538,7 @@ async fn every_rejection_is_a_problem_at(
 /// each service's own process of a fleet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_rejection_is_problem_json_in_both_shapes() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let mut tokens = std::collections::HashMap::new();
     for user in ["admin", "customer"] {
@@ -548,7 +547,7 @@ async fn every_kind_of_rejection_is_problem_json_in_both_shapes() {
     }
     every_rejection_is_a_problem_at(&server.base, None, &tokens).await;
 
-    let Some(fleet) = support::fleet_command::LocalFleet::start() else {
+    let Some(fleet) = crate::support::fleet_command::LocalFleet::start() else {
         return;
     };
     let gateway = fleet.member("gateway").url.clone();

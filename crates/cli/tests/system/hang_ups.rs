@@ -2,15 +2,13 @@
 //! writes, and a crash with keyed orders in flight. Counts what was
 //! acknowledged, lost and doubled.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 /// A client that gives up after `patience`, as a phone losing signal or a
 /// load tool ending its run does: the connection is dropped mid-request.
@@ -57,6 +55,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_hanging_up_on_reads_leave_every_later_read_working() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let mut orders = Vec::new();
@@ -223,6 +222,7 @@ fn assert_one_paid_order_per_key(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_keyed_order_whose_client_hangs_up_is_placed_once() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let admin = Api::login(&server, "admin").await;
@@ -285,6 +285,7 @@ async fn a_keyed_order_whose_client_hangs_up_is_placed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_with_keyed_orders_in_flight_then_retries_place_each_once() {
+    let _machine = exclusive().await;
     let mut server = Server::start(&["--sweep-ms", "100"]);
     let customer = Api::login(&server, "customer").await;
     let token = customer.token.clone().expect("token");
@@ -409,6 +410,7 @@ const SAGA_STATUSES: [&str; 7] = [
 /// Confirmed with each change in its history exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_saga_step_survives_hang_ups_and_kill_9_with_keyed_retries() {
+    let _machine = exclusive().await;
     let mut server = Server::start(&["--sweep-ms", "100"]);
     let customer = Api::login(&server, "customer").await;
     let mut orders = Vec::new();

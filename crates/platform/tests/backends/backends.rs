@@ -3,8 +3,6 @@
 //! a server (CI always sets both; a named server that cannot be reached
 //! fails the test). Each run makes its own database and drops it after.
 
-mod common;
-
 use std::time::Duration;
 
 use platform::sql::{self, Backend};
@@ -13,11 +11,11 @@ use platform::Db;
 const SCHEMA: &str = "CREATE TABLE counters (name VARCHAR(64) PRIMARY KEY, n BIGINT NOT NULL);
 CREATE TABLE items (id VARCHAR(64) PRIMARY KEY, owner BIGINT, note TEXT);";
 
-struct TestDb(common::TestDb);
+struct TestDb(crate::common::TestDb);
 
 impl TestDb {
     fn new(backend: Backend) -> Option<TestDb> {
-        common::TestDb::new(backend).map(TestDb)
+        crate::common::TestDb::new(backend).map(TestDb)
     }
 
     async fn open(&self) -> Db {
@@ -361,7 +359,7 @@ async fn a_frozen_replica_releases_the_write_lock(backend: Backend) {
     let mut last = None;
     // The first try may meet the lock timeout; a retry after the frozen
     // session was ended must succeed.
-    while started.elapsed() < Duration::from_secs(20) {
+    while started.elapsed() < Duration::from_secs(40) {
         match bump(&healthy, "frozen").await {
             Ok(n) => {
                 last = Some(n);
@@ -372,8 +370,10 @@ async fn a_frozen_replica_releases_the_write_lock(backend: Backend) {
     }
     let waited = started.elapsed();
     assert_eq!(last, Some(2), "the healthy replica never wrote");
+    // Released by the lock and session timeouts, well before the frozen
+    // session's 60 s end (a busy machine adds some seconds).
     assert!(
-        waited < Duration::from_secs(10),
+        waited < Duration::from_secs(30),
         "the healthy replica waited {waited:?} for a frozen one"
     );
     healthy.close().await;

@@ -14,15 +14,14 @@
 //! may be served, so the refused ones (4xx) are sent again on a settled
 //! platform, which must not change either.
 
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::scenario;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 
 /// Cases per operation and phase: enough to hit each operation's edges,
 /// few enough for a few minutes on two cores.
@@ -289,6 +288,7 @@ fn differences(before: &[(&str, Value)], after: &[(&str, Value)]) -> Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_keeps_its_openapi_contract_and_refused_requests_change_nothing() {
+    let _machine = exclusive().await;
     let Some(st) = std::env::var_os("HANWHA_TEST_SCHEMATHESIS") else {
         eprintln!("skipped: HANWHA_TEST_SCHEMATHESIS (the path of schemathesis' `st`) is not set");
         return;
@@ -307,8 +307,7 @@ async fn the_api_keeps_its_openapi_contract_and_refused_requests_change_nothing(
     let waiting = id(&place(&customer, "pizza", 1).await);
     let cooking = id(&place(&customer, "pizza", 1).await);
     wait_in_store(&owner, cooking).await;
-    let accepted = owner.put(&format!("/storeOrders/{cooking}/accept")).await;
-    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    scenario::accept(&owner, cooking).await;
     wait_in_store(&owner, waiting).await;
 
     let mut generated = 0;

@@ -3,19 +3,17 @@
 //! tables get rows on both sides of each period; one run at a chosen "now"
 //! removes exactly the expired ones, in batches, and leaves the rest.
 
-mod common;
-
 use std::time::Duration;
 
 use platform::retention::{Periods, Purged, Retention};
 use platform::sql::{self, Backend};
 use platform::Db;
 
-struct TestDb(common::TestDb);
+struct TestDb(crate::common::TestDb);
 
 impl TestDb {
     fn new(backend: Backend) -> Option<TestDb> {
-        common::TestDb::new(backend).map(TestDb)
+        crate::common::TestDb::new(backend).map(TestDb)
     }
 
     /// The platform's own tables only.

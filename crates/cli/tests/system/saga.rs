@@ -1,10 +1,9 @@
 //! The seed's scenario end to end over HTTP against the real binary.
 
-mod support;
-
+use crate::support::scenario;
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::*;
 
 fn statuses(history: &Value) -> Vec<String> {
     history["history"]
@@ -51,21 +50,9 @@ async fn order_pay_accept_cook_pick_up_deliver_confirm() {
     assert_eq!(payment.body["price"], 10_000);
 
     wait_in_store(&owner, order).await;
-    assert_eq!(
-        owner
-            .put(&format!("/storeOrders/{order}/accept"))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    scenario::accept(&owner, order).await;
     wait_status(&customer, order, "Accepted").await;
-    assert_eq!(
-        owner
-            .put(&format!("/storeOrders/{order}/finish"))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    scenario::finish(&owner, order).await;
     wait_status(&customer, order, "Cooked").await;
 
     wait_in_deliveries(&rider, order).await;
@@ -82,29 +69,12 @@ async fn order_pay_accept_cook_pick_up_deliver_confirm() {
     assert!(early.problem());
     assert_eq!(early.body["currentStatus"], "Cooked");
 
-    assert_eq!(
-        rider
-            .put(&format!("/deliveries/{order}/pickup"))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    scenario::pick_up(&rider, order).await;
     wait_status(&customer, order, "PickedUp").await;
-    assert_eq!(
-        rider
-            .put(&format!("/deliveries/{order}/complete"))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    eventually("order Delivered", || async {
-        (customer.get(&format!("/orders/{order}")).await.body["status"] == "Delivered")
-            .then_some(())
-    })
-    .await;
-    let confirmed = customer.put(&format!("/orders/{order}/confirm")).await;
-    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
-    assert_eq!(confirmed.body["status"], "Confirmed");
+    scenario::complete(&rider, order).await;
+    scenario::wait_order(&customer, order, "Delivered").await;
+    let confirmed = scenario::confirm(&customer, order).await;
+    assert_eq!(confirmed["status"], "Confirmed");
 
     wait_status(&customer, order, "Confirmed").await;
     let view = wait_history(&customer, order, 7).await;
@@ -254,15 +224,10 @@ async fn cancel_refunds_and_cancels_the_store_order() {
     let order = id(&place(&customer, "pizza", 2).await);
     wait_in_store(&owner, order).await;
 
-    let r = customer.put(&format!("/orders/{order}/cancel")).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["status"], "Cancelled");
+    let cancelled = scenario::cancel(&customer, order).await;
+    assert_eq!(cancelled["status"], "Cancelled");
 
-    eventually("refund", || async {
-        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded")
-            .then_some(())
-    })
-    .await;
+    scenario::wait_refunded(&customer, order).await;
     assert_eq!(
         owner.get(&format!("/storeOrders/{order}")).await.body["cookStatus"],
         "Cancelled"
@@ -289,13 +254,7 @@ async fn cancel_after_the_store_accepted_is_refused() {
     let owner = Api::login(&server, "owner").await;
     let order = id(&place(&customer, "pizza", 1).await);
     wait_in_store(&owner, order).await;
-    assert_eq!(
-        owner
-            .put(&format!("/storeOrders/{order}/accept"))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    scenario::accept(&owner, order).await;
     // Even before the order service has heard of the accept, the store's
     // decision stands.
     let r = customer.put(&format!("/orders/{order}/cancel")).await;
@@ -354,15 +313,8 @@ async fn the_owner_rejects_and_the_customer_is_refunded() {
         .expect("h")
         .iter()
         .any(|c| c["reason"] == "sold out"));
-    eventually("refund", || async {
-        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded")
-            .then_some(())
-    })
-    .await;
-    eventually("order Rejected", || async {
-        (customer.get(&format!("/orders/{order}")).await.body["status"] == "Rejected").then_some(())
-    })
-    .await;
+    scenario::wait_refunded(&customer, order).await;
+    scenario::wait_order(&customer, order, "Rejected").await;
 }
 
 #[tokio::test]
@@ -384,11 +336,7 @@ async fn an_order_the_store_leaves_unanswered_is_cancelled_and_refunded() {
         .as_str()
         .expect("reason")
         .contains("did not answer"));
-    eventually("refund", || async {
-        (customer.get(&format!("/payments/{order}")).await.body["paymentStatus"] == "Refunded")
-            .then_some(())
-    })
-    .await;
+    scenario::wait_refunded(&customer, order).await;
     let late = owner.put(&format!("/storeOrders/{order}/accept")).await;
     assert_eq!(late.status, StatusCode::CONFLICT);
 }

@@ -3,8 +3,6 @@
 //! answering while they are rebuilt, a live page is told nothing twice, and
 //! the dead letters stay.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
@@ -12,35 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::scenario::drive_to_confirmed;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 async fn saga(customer: &Api, owner: &Api, rider: &Api) -> i64 {
     let order = id(&place(customer, "pizza", 1).await);
-    wait_in_store(owner, order).await;
-    for path in [
-        format!("/storeOrders/{order}/accept"),
-        format!("/storeOrders/{order}/finish"),
-    ] {
-        let r = owner.put(&path).await;
-        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
-    }
-    wait_in_deliveries(rider, order).await;
-    for path in [
-        format!("/deliveries/{order}/pickup"),
-        format!("/deliveries/{order}/complete"),
-    ] {
-        let r = rider.put(&path).await;
-        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
-    }
-    eventually(&format!("order {order} delivered"), || async {
-        (customer.get(&format!("/orders/{order}")).await.body["status"] == "Delivered")
-            .then_some(())
-    })
-    .await;
-    let r = customer.put(&format!("/orders/{order}/confirm")).await;
-    assert_eq!(r.status, StatusCode::OK, "confirm {order}: {}", r.body);
+    drive_to_confirmed(customer, owner, rider, order).await;
     order
 }
 
@@ -209,6 +186,7 @@ async fn dead_letter_ids(admin: &Api, consumer: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_under_load_keeps_every_order_and_notification_and_tells_nobody_twice() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let owner = Api::login(&server, "owner").await;

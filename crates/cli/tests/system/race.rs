@@ -1,11 +1,9 @@
 //! A customer's cancel racing the owner's accept: in every service, exactly
 //! one of them wins.
 
-mod support;
-
+use crate::support::*;
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
-use support::*;
 
 fn find<'a>(list: &'a Value, key: &str, order: i64) -> Option<&'a Value> {
     list.as_array()?.iter().find(|v| v[key] == order)
@@ -13,6 +11,7 @@ fn find<'a>(list: &'a Value, key: &str, order: i64) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_cancels_racing_accepts_each_end_with_one_winner() {
+    let _machine = exclusive().await;
     let server = Server::start(&[]);
     let customer = Api::login(&server, "customer").await;
     let owner = Api::login(&server, "owner").await;
