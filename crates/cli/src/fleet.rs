@@ -1,6 +1,7 @@
 //! `hanwha-delivery fleet`: a whole local fleet of the distributed shape as
 //! child processes — every service, two order replicas, three delivery
-//! replicas and the gateway — against the NATS server it is given. It
+//! replicas and the gateway — against the broker it is given (NATS or
+//! Kafka, `--transport`). It
 //! prints where each one runs and what database it uses, relays each one's
 //! output under its name, restarts one that exits (with back-off), and
 //! stops them all (each drains) on Ctrl-C or SIGTERM. Its children end with
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::broker::BrokerArgs;
 use crate::keys::FleetKeys;
 use crate::serve::Service;
 use member::{Member, Spec};
@@ -22,9 +24,8 @@ use relay::Relay;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// NATS server with JetStream.
-    #[arg(long, env = "HANWHA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Directory of the services' SQLite databases (default: DATA_DIR/fleet).
     #[arg(long)]
     fleet_dir: Option<PathBuf>,
@@ -54,13 +55,6 @@ pub struct Args {
     /// Port of the gateway, if not the one the base gives.
     #[arg(long)]
     gateway_port: Option<u16>,
-    /// JetStream stream that holds every event (each fleet on a shared
-    /// NATS server its own).
-    #[arg(long, env = "HANWHA_STREAM", default_value = "HANWHA")]
-    stream: String,
-    /// Subject prefix of the events (`<prefix>.<EventType>`).
-    #[arg(long, env = "HANWHA_SUBJECT_PREFIX", default_value = "hanwha.events")]
-    subject_prefix: String,
 }
 
 /// Replicas of a service; with ten, replicas stay inside the block of
@@ -191,10 +185,7 @@ impl Plan<'_> {
     }
 
     fn own_flags(&self, service: Service) -> Vec<String> {
-        let mut flags = vec![
-            format!("--stream={}", self.args.stream),
-            format!("--subject-prefix={}", self.args.subject_prefix),
-        ];
+        let mut flags = self.args.broker.member_flags();
         flags.extend(self.databases.flag(service.name()));
         let Service::Of(description) = service else {
             return flags;
@@ -241,7 +232,7 @@ impl Plan<'_> {
                     "HANWHA_IDENTITY_URL",
                     self.url(Service::Of(&identity::SERVICE), 0),
                 ),
-                ("HANWHA_NATS_URL", self.args.nats_url.clone()),
+                ("HANWHA_NATS_URL", self.args.broker.nats_url.clone()),
             ],
         })
     }
@@ -294,10 +285,7 @@ pub async fn run(
             }
         }
     }
-    println!(
-        "hanwha-delivery fleet (events on {}, stream {}, subjects {}.*):",
-        args.nats_url, args.stream, args.subject_prefix
-    );
+    println!("hanwha-delivery fleet ({}):", args.broker.describe());
     for m in &members {
         let s = &m.spec;
         println!(

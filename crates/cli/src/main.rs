@@ -13,6 +13,7 @@
 
 mod adapters;
 mod all_in_one;
+mod broker;
 mod events_api;
 mod first_start;
 mod fleet;

@@ -1,7 +1,8 @@
 //! The distributed shape: `hanwha-delivery serve <service>` runs one service
-//! in its own process, on its own database, with events on NATS JetStream
-//! and the synchronous calls over HTTP. Many replicas of a service may run
-//! side by side; they share the service's database and broker consumer.
+//! in its own process, on its own database, with events on a broker (NATS
+//! JetStream or Kafka, `--transport`) and the synchronous calls over HTTP.
+//! Many replicas of a service may run side by side; they share the
+//! service's database and broker consumer.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,12 +13,12 @@ use anyhow::Context;
 use axum::http::Extensions;
 use platform::actuator::Actuator;
 use platform::metrics::{Gauge, Metrics};
-use platform::nats::NatsBus;
 use platform::peer::{Peer, PeerConfig};
 use platform::service::{ServiceDescription, Supplies};
 use platform::shutdown::shutdown_pair;
 use platform::{Db, Location};
 
+use crate::broker::{Broker, BrokerArgs};
 use crate::wiring::{self, Events};
 use order::clients::{HttpPayment, HttpStore};
 
@@ -89,15 +90,8 @@ pub struct Args {
     /// and migrated on every start.
     #[arg(long = "database-url", alias = "db", env = "HANWHA_DATABASE_URL")]
     database_url: Option<String>,
-    /// NATS server with JetStream.
-    #[arg(long, env = "HANWHA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    /// JetStream stream that holds every event.
-    #[arg(long, env = "HANWHA_STREAM", default_value = "HANWHA")]
-    stream: String,
-    /// Subject prefix of the events (`<prefix>.<EventType>`).
-    #[arg(long, env = "HANWHA_SUBJECT_PREFIX", default_value = "hanwha.events")]
-    subject_prefix: String,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Payment service base URL (order calls it).
     #[arg(
         long,
@@ -275,9 +269,7 @@ pub async fn run(
     let name = service.name;
     let keys = common.keys.for_service(service)?;
     let (location, db) = open_database(service, &args, &common).await?;
-    let bus = NatsBus::connect(&args.nats_url, &args.stream, &args.subject_prefix)
-        .await
-        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    let bus = args.broker.connect().await?;
     let notes = first_start(service, &db, &args, &common).await?;
     let (trigger, shutdown) = shutdown_pair();
     let metrics = Metrics::new(name).context("metrics")?;
@@ -297,7 +289,7 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    tasks.push(retention(name, &db, common.retention).spawn(shutdown.clone()));
+    tasks.push(retention(name, &db, &bus, common.retention).spawn(shutdown.clone()));
     let actuator = actuator(name, &db, &bus, &metrics);
     let operations = platform::management::operations(&actuator, &metrics);
     let management = actuator.router().merge(operations.clone());
@@ -425,9 +417,10 @@ fn inputs(
 fn retention(
     name: &'static str,
     db: &Db,
+    bus: &Broker,
     configured: platform::retention::Periods,
 ) -> platform::retention::Retention {
-    let periods = configured.for_broker(platform::nats::redelivery_window());
+    let periods = configured.for_broker(bus.redelivery_window());
     if periods.inbox > configured.inbox {
         tracing::warn!(
             configured_secs = configured.inbox.as_secs(),
@@ -443,7 +436,7 @@ fn retention(
 }
 
 /// Ready while the database answers; the broker is reported, not required.
-fn actuator(name: &str, db: &Db, bus: &NatsBus, metrics: &Metrics) -> Actuator {
+fn actuator(name: &str, db: &Db, bus: &Broker, metrics: &Metrics) -> Actuator {
     let actuator = Actuator::new(name);
     let db = db.clone();
     actuator.depends_on(
@@ -466,7 +459,7 @@ fn actuator(name: &str, db: &Db, bus: &NatsBus, metrics: &Metrics) -> Actuator {
     let bus = bus.clone();
     metrics.probe(
         Gauge::BrokerConnected,
-        "nats",
+        bus.name(),
         Arc::new(move || {
             let up = i64::from(bus.connected());
             Box::pin(async move { up })

@@ -12,7 +12,6 @@ use axum::Router;
 use platform::consumer::EventHandler;
 use platform::idempotency::{self, Idempotency};
 use platform::metrics::{Gauge, Metrics, Probe};
-use platform::nats::NatsBus;
 use platform::outbox::spawn_relay;
 use platform::service::{ServiceDescription, Supplies};
 use platform::shutdown::Shutdown;
@@ -20,19 +19,21 @@ use platform::transport::EventSink;
 use platform::{admin, Db, EventLog};
 use tokio::task::JoinHandle;
 
+use crate::broker::Broker;
+
 /// Where events go and come from: the all-in-one's embedded log or a
 /// broker.
 #[derive(Clone)]
 pub enum Events {
     Log(EventLog),
-    Broker(Box<NatsBus>),
+    Broker(Box<Broker>),
 }
 
 impl Events {
     fn sink(&self) -> Arc<dyn EventSink> {
         match self {
             Events::Log(log) => Arc::new(log.clone()),
-            Events::Broker(bus) => Arc::new(bus.as_ref().clone()),
+            Events::Broker(broker) => broker.sink(),
         }
     }
 
@@ -46,28 +47,26 @@ impl Events {
             Events::Log(log) => {
                 platform::consumer::spawn_consumer(handler, db, log.clone(), shutdown)
             }
-            Events::Broker(bus) => {
-                platform::nats::spawn_consumer(handler, db, bus.as_ref().clone(), shutdown)
-            }
+            Events::Broker(broker) => broker.consume(handler, db, shutdown),
         }
     }
 
-    /// How far a consumer is behind.
-    fn lag(&self, consumer: &'static str, db: Db) -> Probe {
+    /// Puts how far a consumer is behind into the metrics.
+    fn watch_lag(&self, consumer: &'static str, db: Db, metrics: &Metrics) {
         match self.clone() {
-            Events::Log(log) => Arc::new(move || {
-                let (db, log) = (db.clone(), log.clone());
-                Box::pin(async move {
-                    match platform::consumer::position(&db, consumer).await {
-                        Ok(pos) => log.tip() - pos,
-                        Err(_) => -1,
-                    }
-                })
-            }),
-            Events::Broker(bus) => Arc::new(move || {
-                let bus = bus.clone();
-                Box::pin(async move { bus.pending(consumer).await.map(|n| n as i64).unwrap_or(-1) })
-            }),
+            Events::Log(log) => {
+                let lag: Probe = Arc::new(move || {
+                    let (db, log) = (db.clone(), log.clone());
+                    Box::pin(async move {
+                        match platform::consumer::position(&db, consumer).await {
+                            Ok(pos) => log.tip() - pos,
+                            Err(_) => -1,
+                        }
+                    })
+                });
+                metrics.probe(Gauge::ConsumerLag, consumer, lag);
+            }
+            Events::Broker(broker) => broker.watch_lag(consumer, metrics),
         }
     }
 }
@@ -129,11 +128,7 @@ pub async fn start(
         running
             .tasks
             .push(events.consume(handler.clone(), db.clone(), shutdown));
-        metrics.probe(
-            Gauge::ConsumerLag,
-            handler.name(),
-            events.lag(handler.name(), db.clone()),
-        );
+        events.watch_lag(handler.name(), db.clone(), metrics);
         running
             .routers
             .push(admin::dead_letter_routes(keys, db, handler.clone()));

@@ -233,6 +233,45 @@ pub(crate) async fn apply_all(
     Ok(failed)
 }
 
+/// Applies events in order in one commit, without positions (a broker
+/// that tracks them by committed offsets): an event that fails is parked
+/// for retries beside the main path and the batch goes on past it, as on
+/// the embedded log. A copy of an event already set aside is skipped, so a
+/// redelivery never parks or buries it twice. Returns whether one was
+/// parked.
+pub(crate) async fn apply_parking(
+    handler: &Arc<dyn EventHandler>,
+    db: &Db,
+    batch: Vec<LoggedEvent>,
+) -> Result<bool, sqlx::Error> {
+    let h = handler.clone();
+    let (applied, parked) = db
+        .write(move |conn| {
+            Box::pin(async move {
+                let (mut applied, mut parked) = (false, false);
+                for logged in &batch {
+                    if is_set_aside(conn, &logged.event_id).await? {
+                        continue;
+                    }
+                    match apply(h.as_ref(), conn, logged).await {
+                        Ok(Outcome::Applied) => applied = true,
+                        Ok(Outcome::Skipped) => {}
+                        Err(e) => {
+                            park(conn, h.name(), logged, &e.to_string()).await?;
+                            parked = true;
+                        }
+                    }
+                }
+                Ok::<_, sqlx::Error>((applied, parked))
+            })
+        })
+        .await?;
+    if applied {
+        handler.committed();
+    }
+    Ok(parked)
+}
+
 async fn insert_dead_letter(
     conn: &mut Conn,
     logged: &LoggedEvent,
@@ -367,7 +406,7 @@ pub fn after_failure(attempts: u32, now: i64) -> AfterFailure {
 
 /// Tries the parked events that are due once each. Returns when the next
 /// one is due, if any is left.
-async fn retry_parked(
+pub(crate) async fn retry_parked(
     handler: &Arc<dyn EventHandler>,
     db: &Db,
 ) -> Result<Option<i64>, sqlx::Error> {

@@ -38,6 +38,7 @@ pub mod deadline;
 pub mod event_log;
 pub mod files;
 pub mod idempotency;
+pub mod kafka;
 pub mod list_query;
 pub mod live_streams;
 pub mod management;

@@ -31,6 +31,9 @@ pub enum Gauge {
     CircuitState,
     /// 1 while connected to the broker, 0 while not, by broker.
     BrokerConnected,
+    /// Events of a partition not yet handled, by consumer and partition
+    /// (Kafka; the partitions are the topic's, so the set is bounded).
+    ConsumerPartitionLag,
 }
 
 /// How long one gauge may take to read: a scrape must answer even while a
@@ -41,8 +44,8 @@ struct Inner {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
-    gauges: [IntGaugeVec; 4],
-    probes: Mutex<Vec<(Gauge, String, Probe)>>,
+    gauges: [IntGaugeVec; 5],
+    probes: Mutex<Vec<(Gauge, Vec<String>, Probe)>>,
 }
 
 #[derive(Clone)]
@@ -93,6 +96,13 @@ impl Metrics {
                 ),
                 &["broker"],
             )?,
+            IntGaugeVec::new(
+                Opts::new(
+                    "consumer_partition_lag",
+                    "events of a partition published but not yet handled",
+                ),
+                &["consumer", "partition"],
+            )?,
         ];
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -111,15 +121,20 @@ impl Metrics {
     }
 
     pub fn probe(&self, gauge: Gauge, label: &str, probe: Probe) {
+        self.probe_labelled(gauge, &[label], probe);
+    }
+
+    /// A gauge with more than one label, in the order the gauge names them.
+    pub fn probe_labelled(&self, gauge: Gauge, labels: &[&str], probe: Probe) {
         self.inner
             .probes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((gauge, label.to_string(), probe));
+            .push((gauge, labels.iter().map(|l| l.to_string()).collect(), probe));
     }
 
     pub async fn render(&self) -> String {
-        let probes: Vec<(Gauge, String, Probe)> = self
+        let probes: Vec<(Gauge, Vec<String>, Probe)> = self
             .inner
             .probes
             .lock()
@@ -131,9 +146,10 @@ impl Metrics {
                 .unwrap_or(-1)
         }))
         .await;
-        for ((gauge, label, _), value) in probes.iter().zip(values) {
+        for ((gauge, labels, _), value) in probes.iter().zip(values) {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
             self.inner.gauges[*gauge as usize]
-                .with_label_values(&[label.as_str()])
+                .with_label_values(&labels)
                 .set(value);
         }
         let mut out = Vec::new();

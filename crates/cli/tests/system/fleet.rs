@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::fleet_command::signal_pid;
 use crate::support::scenario::{self, drive_to_confirmed};
 use crate::support::*;
 use reqwest::StatusCode;
@@ -1886,12 +1887,4 @@ async fn two_fleets_run_side_by_side_on_their_own_ports_and_streams() {
     // Each fleet's events went to its own stream: deleting both succeeds.
     one.finish().await;
     two.finish().await;
-}
-
-fn signal_pid(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {sig} {pid}");
 }

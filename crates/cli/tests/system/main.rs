@@ -12,6 +12,7 @@ mod durability;
 mod fleet;
 mod full_disk;
 mod hang_ups;
+mod kafka;
 mod live;
 mod load;
 mod overload;

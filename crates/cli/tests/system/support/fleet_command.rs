@@ -1,5 +1,6 @@
 //! `hanwha-delivery fleet` as a user runs it: its own block of ports, its
-//! own stream and subjects on the test NATS server, its output kept.
+//! own stream and subjects on the test NATS server (or its own topic on the
+//! test Kafka broker), its output kept.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -20,7 +21,7 @@ pub struct LocalFleet {
     pub stream: String,
     pub prefix: String,
     pub members: Vec<Member>,
-    nats: String,
+    broker: Broker,
     output: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
@@ -29,23 +30,51 @@ pub struct LocalFleet {
 const BASES: std::ops::Range<u32> =
     super::ports::BELOW_EPHEMERAL.start as u32..super::ports::BELOW_EPHEMERAL.end as u32;
 
+/// The broker a fleet's events go through.
+#[derive(Clone, Debug)]
+pub enum Broker {
+    /// NATS JetStream at this URL.
+    Nats(String),
+    /// Kafka at these brokers.
+    Kafka(String),
+}
+
+impl Broker {
+    fn from_env(var: &str, broker: fn(String) -> Broker) -> Option<Broker> {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => Some(broker(url)),
+            _ => {
+                eprintln!("{var} unset: skipping the fleet command test");
+                None
+            }
+        }
+    }
+}
+
 impl LocalFleet {
     /// A fleet on SQLite, or `None` when HANWHA_TEST_NATS_URL is unset. A
     /// block of ports someone else holds makes the fleet exit at start: it
     /// is then tried on another block.
     pub fn start() -> Option<LocalFleet> {
-        let nats = match std::env::var("HANWHA_TEST_NATS_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                eprintln!("HANWHA_TEST_NATS_URL unset: skipping the fleet command test");
-                return None;
-            }
-        };
+        LocalFleet::start_on(Broker::from_env("HANWHA_TEST_NATS_URL", Broker::Nats)?)
+    }
+
+    /// The same on Kafka (`--transport kafka`, a topic of its own), or
+    /// `None` when HANWHA_TEST_KAFKA_BROKERS is unset.
+    pub fn start_on_kafka() -> Option<LocalFleet> {
+        LocalFleet::start_on(Broker::from_env(
+            "HANWHA_TEST_KAFKA_BROKERS",
+            Broker::Kafka,
+        )?)
+    }
+
+    fn start_on(broker: Broker) -> Option<LocalFleet> {
         for _ in 0..5 {
             let random = uuid::Uuid::new_v4();
             let blocks = (BASES.end - BASES.start) / 200;
             let base = (BASES.start + (random.as_u128() % u128::from(blocks)) as u32 * 200) as u16;
-            if let Some(fleet) = LocalFleet::try_on(&nats, base, &random.simple().to_string()[..12])
+            if let Some(fleet) =
+                LocalFleet::try_on(&broker, base, &random.simple().to_string()[..12])
             {
                 return Some(fleet);
             }
@@ -53,17 +82,29 @@ impl LocalFleet {
         panic!("no block of free ports for a fleet after five tries");
     }
 
-    fn try_on(nats: &str, base: u16, tag: &str) -> Option<LocalFleet> {
+    fn try_on(broker: &Broker, base: u16, tag: &str) -> Option<LocalFleet> {
         let dir = tempfile::tempdir().expect("temp dir");
         let stream = format!("FLEETCMD_{tag}");
         let prefix = format!("fleetcmd_{tag}.events");
+        let events = match broker {
+            Broker::Nats(nats) => vec![
+                format!("--nats-url={nats}"),
+                format!("--stream={stream}"),
+                format!("--subject-prefix={prefix}"),
+            ],
+            Broker::Kafka(brokers) => vec![
+                "--transport=kafka".to_string(),
+                format!("--kafka-brokers={brokers}"),
+                format!("--kafka-topic={}", kafka_topic(&stream)),
+                "--kafka-partitions=3".to_string(),
+            ],
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["fleet", "--nats-url", nats])
+            .arg("fleet")
             .arg(format!("--port-base={base}"))
-            .arg(format!("--stream={stream}"))
-            .arg(format!("--subject-prefix={prefix}"))
+            .args(events)
             .env("HANWHA_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -108,7 +149,7 @@ impl LocalFleet {
             stream,
             prefix,
             members,
-            nats: nats.to_string(),
+            broker: broker.clone(),
             output,
             _dir: dir,
         })
@@ -141,16 +182,45 @@ impl LocalFleet {
         self.child.wait().expect("reap the fleet");
     }
 
-    /// Stops the fleet and deletes its stream from the shared NATS server.
+    /// The Kafka brokers and topic of a fleet on Kafka.
+    pub fn kafka(&self) -> Option<(String, String)> {
+        match &self.broker {
+            Broker::Kafka(brokers) => Some((brokers.clone(), kafka_topic(&self.stream))),
+            Broker::Nats(_) => None,
+        }
+    }
+
+    /// Stops the fleet and deletes its stream (its topic) from the shared
+    /// broker.
     pub async fn finish(mut self) {
         self.kill9();
-        let bus = platform::nats::NatsBus::connect(&self.nats, &self.stream, &self.prefix)
-            .await
-            .expect("reach NATS");
-        bus.delete_stream()
-            .await
-            .expect("delete the fleet's stream");
+        match &self.broker {
+            Broker::Nats(nats) => {
+                let bus = platform::nats::NatsBus::connect(nats, &self.stream, &self.prefix)
+                    .await
+                    .expect("reach NATS");
+                bus.delete_stream()
+                    .await
+                    .expect("delete the fleet's stream");
+            }
+            Broker::Kafka(brokers) => {
+                let bus = platform::kafka::KafkaBus::connect(platform::kafka::KafkaConfig {
+                    brokers: brokers.clone(),
+                    topic: kafka_topic(&self.stream),
+                    partitions: 3,
+                    replication: 1,
+                })
+                .await
+                .expect("reach Kafka");
+                bus.delete_topic().await.expect("delete the fleet's topic");
+            }
+        }
     }
+}
+
+/// A fleet's own topic on the shared Kafka broker.
+fn kafka_topic(stream: &str) -> String {
+    stream.to_lowercase()
 }
 
 impl Drop for LocalFleet {
@@ -175,4 +245,13 @@ pub fn running(pid: u32) -> bool {
             Some(state != "Z" && state != "X")
         })
         .unwrap_or(false)
+}
+
+/// Sends a signal (`-KILL`, `-STOP`, ...) to a process.
+pub fn signal_pid(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
 }
