@@ -377,6 +377,9 @@ fn group_consumer(bus: &KafkaBus, consumer: &str) -> Result<StreamConsumer, Tran
         // A replica that was killed gives its partitions up after this.
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
+        // A subscription made while the topic was new learns of its
+        // partitions within seconds, not the default five minutes.
+        .set("topic.metadata.refresh.interval.ms", "2000")
         // An event waits for the next fetch at most this long.
         .set("fetch.wait.max.ms", "50")
         .create()
