@@ -853,3 +853,33 @@ async fn the_all_in_one_deployment_plays_with_podman_and_heals_when_its_liveness
     let again = place(&customer, "pizza", 1).await;
     wait_in_store(&owner, id(&again)).await;
 }
+
+/// compose.yaml makes the keys in a one-shot container on every `up`:
+/// `keys generate --if-missing` keeps the pair of the first (tokens signed
+/// before stay valid) and succeeds; without the flag an existing key is
+/// still an error.
+#[test]
+fn keys_generate_if_missing_keeps_the_first_pair() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let generate = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
+            .args(["keys", "generate", "--out"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .expect("run keys generate")
+    };
+    assert!(generate(&["--if-missing"]).status.success());
+    let first = std::fs::read(dir.path().join("token.key")).expect("token.key");
+    let again = generate(&["--if-missing"]);
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join("token.key")).expect("token.key"),
+        first,
+        "the key was replaced"
+    );
+    assert!(
+        !generate(&[]).status.success(),
+        "an existing key was overwritten"
+    );
+}
