@@ -119,8 +119,9 @@ async fn login(base: &str, user: &str) -> Api {
 }
 
 /// Waits until `base` answers its readiness probe (a container starts in
-/// well under a second; a busy machine gets 60).
-async fn wait_ready(base: &str, what: &str) {
+/// well under a second; a busy machine gets 60), or fails with the end of
+/// `container`'s log.
+async fn wait_ready(base: &str, container: &str) {
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -129,7 +130,14 @@ async fn wait_ready(base: &str, what: &str) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "{what} never became ready");
+        if Instant::now() > deadline {
+            let logs = podman_output(&["logs", "--tail", "20", container]);
+            panic!(
+                "{container} never became ready at {base}:\n{}{}",
+                String::from_utf8_lossy(&logs.stdout),
+                String::from_utf8_lossy(&logs.stderr)
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -259,7 +267,7 @@ async fn the_all_in_one_container_keeps_acknowledged_orders_across_sigkill_and_d
     ]);
     let container = Container(name);
     let base = format!("http://{}", podman(&["port", &container.0, "8080"]));
-    wait_ready(&base, "the all-in-one container").await;
+    wait_ready(&base, &container.0).await;
 
     // Non-root, its files its own and private, and the image's HEALTHCHECK
     // runs without a shell.
@@ -306,7 +314,7 @@ async fn the_all_in_one_container_keeps_acknowledged_orders_across_sigkill_and_d
 
     podman(&["start", &container.0]);
     let base = format!("http://{}", podman(&["port", &container.0, "8080"]));
-    wait_ready(&base, "the all-in-one container after SIGKILL").await;
+    wait_ready(&base, &container.0).await;
     // The same key signs: the customer's token from before is accepted.
     let customer = api(&base, customer.token.clone());
     for order in &before.acknowledged {
@@ -591,8 +599,8 @@ async fn the_distributed_shape_runs_one_container_per_service_and_replaces_order
     for member in MEMBERS {
         fleet.run(member, 1);
     }
-    for member in fleet.addrs.keys() {
-        wait_ready(&fleet.url(member), member).await;
+    for member in MEMBERS {
+        wait_ready(&fleet.url(member), &fleet.running[member].0).await;
     }
     let gateway = fleet.url("gateway");
     seed_scenario(&gateway).await;
@@ -648,7 +656,7 @@ async fn the_distributed_shape_runs_one_container_per_service_and_replaces_order
         println!("{replica}: stopped (drained) in {:?}", started.elapsed());
         drop(old);
         fleet.run(replica, 2);
-        wait_ready(&fleet.url(replica), replica).await;
+        wait_ready(&fleet.url(replica), &fleet.running[replica].0).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::SeqCst);
@@ -791,7 +799,7 @@ async fn the_all_in_one_deployment_plays_with_podman_and_heals_when_its_liveness
     podman(&["kube", "play", &played.file.display().to_string()]);
     let container = format!("{name}-pod-0-hanwha-delivery");
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base, "the played all-in-one").await;
+    wait_ready(&base, &container).await;
     assert_eq!(uid_of(&container), 65532, "the process runs as root");
     let confirmed = seed_scenario(&base).await;
 
@@ -834,7 +842,7 @@ async fn the_all_in_one_deployment_plays_with_podman_and_heals_when_its_liveness
         (count == "1" && pid != "0" && pid != frozen).then_some(())
     })
     .await;
-    wait_ready(&base, "the restarted all-in-one").await;
+    wait_ready(&base, &container).await;
     assert!(
         probe.passes(&container),
         "the probe fails after the restart"
