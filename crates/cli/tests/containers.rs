@@ -377,6 +377,61 @@ async fn the_all_in_one_container_keeps_acknowledged_orders_across_sigkill_and_d
     );
 }
 
+/// Without HANWHA_DEMO the image starts empty (it listens where others
+/// reach it) and says how to make the first admin; `users add` run in the
+/// container, with the password on stdin, makes one who can log in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_starts_empty_and_users_add_in_the_container_makes_the_first_admin() {
+    use std::io::Write;
+    let Some(image) = image() else { return };
+    let name = format!("hanwha-t-{}", tag());
+    podman(&[
+        "run",
+        "--detach",
+        "--name",
+        &name,
+        "--publish",
+        "127.0.0.1::8080",
+        &image,
+    ]);
+    let container = Container(name);
+    let base = format!("http://{}", podman(&["port", &container.0, "8080"]));
+    wait_ready(&base, &container.0).await;
+    let refused = api(&base, None)
+        .post(
+            "/auth/login",
+            json!({"username": "admin", "password": "admin"}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    let logs = podman_output(&["logs", &container.0]);
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("users add --role admin"),
+        "the start does not say how to make the first admin"
+    );
+
+    let mut add = Command::new("podman")
+        .args(["exec", "--interactive", &container.0])
+        .args(["hanwha-delivery", "users", "add", "--role", "admin", "boss"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("podman exec");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"a long first password\n")
+        .expect("write the password");
+    assert!(add.wait().expect("users add").success());
+    let boss = api(&base, None)
+        .post(
+            "/auth/login",
+            json!({"username": "boss", "password": "a long first password"}),
+        )
+        .await;
+    assert_eq!(boss.status, StatusCode::OK, "{}", boss.body);
+    assert_eq!(boss.body["role"], "admin");
+}
+
 /// A block of free ports below the ephemeral range (so no `:0` bind of
 /// another test lands in it), one per member.
 fn free_ports(n: u16) -> Vec<u16> {
