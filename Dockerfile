@@ -2,26 +2,24 @@
 # arguments (the all-in-one by default, `serve <service>`, `serve gateway`,
 # `users add ...`). Non-root, no shell, data under /data.
 #
-#   docker build -t hanwha-delivery .            # or podman build --format docker
+#   docker build -t hanwha-delivery .        # or: podman build --format docker ...
 #
 # Base images are build arguments. Offline, from a binary built outside
-# (what CI does; see deploy/podman/build-image), the same runtime stage
-# takes a locally made base and the prebuilt binary:
+# (what CI does: deploy/podman/build-image), the target `runtime-prebuilt`
+# puts the binary into the same runtime, on a base made locally:
 #
-#   podman build --format docker --build-arg BINARY_FROM=prebuilt \
-#     --build-arg RUNTIME_IMAGE=localhost/hanwha-runtime-base ... CONTEXT
+#   podman build --format docker --target runtime-prebuilt \
+#     --build-arg RUNTIME_IMAGE=localhost/hanwha-runtime-base:bookworm CONTEXT
 #
-# where CONTEXT holds this file and prebuilt/usr/local/bin/hanwha-delivery
-# and an empty prebuilt/data/. A stage is built only when the target needs
-# it, so the offline build never pulls the Rust image.
+# where CONTEXT holds this file, prebuilt/hanwha-delivery and an empty
+# prebuilt/data/. A stage is built only when the target needs it, so that
+# build never pulls the Rust image, and the default one never looks for
+# prebuilt/.
 
 ARG RUST_IMAGE=docker.io/library/rust:1-bookworm
 # distroless cc: glibc and libgcc (all the binary links), CA certificates,
 # tzdata, no shell, no package manager.
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
-# `builder` compiles from this source tree; `prebuilt` takes a binary from
-# the build context.
-ARG BINARY_FROM=builder
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
@@ -31,22 +29,11 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p hanwha-delivery \
-    && install -D -m 0755 target/release/hanwha-delivery /out/usr/local/bin/hanwha-delivery \
+    && install -D -m 0755 target/release/hanwha-delivery /out/hanwha-delivery \
     && install -d -m 0700 /out/data
 
-FROM scratch AS prebuilt
-# Names the stage's image, which the offline build removes afterwards.
-LABEL io.hanwha-delivery.stage=prebuilt
-COPY prebuilt/ /out/
-
-# Whichever of the two BINARY_FROM names.
-FROM ${BINARY_FROM} AS binary
-
-FROM ${RUNTIME_IMAGE} AS runtime
-COPY --from=binary /out/usr/local/bin/hanwha-delivery /usr/local/bin/hanwha-delivery
-# The volume's mount point, owned by the user the process runs as: a new
-# named volume takes this directory's owner, so the process can write it.
-COPY --from=binary --chown=65532:65532 /out/data /data
+# The runtime, whichever way the binary is made.
+FROM ${RUNTIME_IMAGE} AS runtime-base
 # Listen on every interface of the container (the default, loopback,
 # is unreachable from outside it); data on the volume. Off loopback there
 # is no demo data unless HANWHA_DEMO=1: the start prints how to create the
@@ -59,7 +46,6 @@ ENV HANWHA_LISTEN=0.0.0.0:8080 \
     HANWHA_DATA_DIR=/data \
     MALLOC_ARENA_MAX=2 \
     NO_COLOR=1
-VOLUME ["/data"]
 # 8080 the all-in-one; `serve` takes its port from HANWHA_SERVICE_ADDR
 # (8081-8087 the services, 8088 the gateway).
 EXPOSE 8080
@@ -74,3 +60,17 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["/usr/local/bin/hanwha-delivery", "health", "--timeout-ms", "2000"]
 ENTRYPOINT ["/usr/local/bin/hanwha-delivery"]
+
+# A binary built outside, from the build context.
+FROM runtime-base AS runtime-prebuilt
+COPY prebuilt/hanwha-delivery /usr/local/bin/hanwha-delivery
+# The volume's mount point, owned by the user the process runs as: a new
+# named volume takes this directory's owner, so the process can write it.
+COPY --chown=65532:65532 prebuilt/data /data
+VOLUME ["/data"]
+
+# The default target: the binary compiled by the builder stage.
+FROM runtime-base AS runtime
+COPY --from=builder /out/hanwha-delivery /usr/local/bin/hanwha-delivery
+COPY --from=builder --chown=65532:65532 /out/data /data
+VOLUME ["/data"]
