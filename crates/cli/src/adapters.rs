@@ -7,7 +7,7 @@ use order::{
     ClientError, MenuItem, PaymentClient, PaymentOutcome, PaymentRequest, StoreCancel, StoreClient,
 };
 use payment::{PaymentService, PaymentStatus};
-use store::StoreService;
+use store::{StoreError, StoreService};
 
 pub struct LocalPayment(pub PaymentService);
 
@@ -18,7 +18,7 @@ impl PaymentClient for LocalPayment {
             .0
             .pay(request.facts, request.card, request.actor, request.deadline)
             .await
-            .map_err(|e| ClientError::Unavailable(e.detail))?;
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
         Ok(match payment.payment_status {
             PaymentStatus::Approved => PaymentOutcome::Approved {
                 payment_id: payment.id,
@@ -54,11 +54,11 @@ impl StoreClient for LocalStore {
 
     async fn cancel(&self, facts: OrderFacts, actor: String) -> Result<StoreCancel, ClientError> {
         match self.0.cancel(facts, actor).await {
-            Ok(Ok(())) => Ok(StoreCancel::Cancelled),
-            Ok(Err(status)) => Ok(StoreCancel::TooLate {
+            Ok(()) => Ok(StoreCancel::Cancelled),
+            Err(StoreError::Decided(status)) => Ok(StoreCancel::TooLate {
                 status: status.order_status(),
             }),
-            Err(e) => Err(ClientError::Unavailable(e.detail)),
+            Err(e) => Err(ClientError::Unavailable(e.to_string())),
         }
     }
 }

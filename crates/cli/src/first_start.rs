@@ -21,9 +21,9 @@ pub async fn account_notes(db: &Db, seeded: bool, target: &str) -> anyhow::Resul
             names.join(", ")
         )]);
     }
-    let admins = identity::accounts::admins(db)
+    let admins = identity::storage::admins(db)
         .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?;
+        .map_err(|e| anyhow::anyhow!(e))?;
     if admins > 0 {
         return Ok(Vec::new());
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use contracts::Role;
-use identity::accounts;
+use identity::{domain, storage};
 use platform::{Db, Location};
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +76,7 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
     }
     read.context("reading the password")?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
-    accounts::check_password(&password).map_err(|e| anyhow::anyhow!(e.detail))?;
+    domain::check_password(&password)?;
     Ok(password)
 }
 
@@ -95,19 +95,19 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn act(db: &Db, action: Action) -> anyhow::Result<()> {
-    let failed = |e: platform::ApiError| anyhow::anyhow!(e.detail);
+    let failed = |e: identity::IdentityError| anyhow::anyhow!(e);
     match action {
         Action::Add {
             name,
             role,
             store_id,
         } => {
-            let name = accounts::normalize_username(&name).map_err(failed)?;
+            let name = domain::normalize_username(&name).map_err(failed)?;
             let role = Role::from(role);
-            accounts::check_store(role, store_id).map_err(failed)?;
+            domain::check_store(role, store_id).map_err(failed)?;
             let password = read_password(&format!("Password for {name}: "))?;
             let hash = hash(password).await?;
-            let id = accounts::create(db, name.clone(), hash, role, store_id)
+            let id = storage::create(db, name.clone(), hash, role, store_id)
                 .await
                 .map_err(failed)?;
             println!("created {} {name} (id {id})", role.as_str());
@@ -116,14 +116,14 @@ async fn act(db: &Db, action: Action) -> anyhow::Result<()> {
             let account = find(db, &name).await?;
             let password = read_password(&format!("New password for {name}: "))?;
             let hash = hash(password).await?;
-            accounts::set_password(db, account.id, hash)
+            storage::set_password(db, account.id, hash)
                 .await
                 .map_err(failed)?;
             println!("password of {name} changed; their sessions ended");
         }
         Action::Disable { name } => {
             let account = find(db, &name).await?;
-            accounts::disable(db, account.id, platform::clock::now_ms())
+            storage::disable(db, account.id, platform::clock::now_ms())
                 .await
                 .map_err(failed)?;
             println!(
@@ -135,15 +135,15 @@ async fn act(db: &Db, action: Action) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn find(db: &Db, name: &str) -> anyhow::Result<accounts::Account> {
-    accounts::by_name(db, name)
+async fn find(db: &Db, name: &str) -> anyhow::Result<storage::Account> {
+    storage::by_name(db, name)
         .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .map_err(|e| anyhow::anyhow!(e))?
         .with_context(|| format!("there is no user {name}"))
 }
 
 async fn hash(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || identity::hash_password(&password))
         .await?
-        .map_err(|e| anyhow::anyhow!(e.detail))
+        .map_err(|e| anyhow::anyhow!(e))
 }

@@ -4,6 +4,7 @@
 //! readable by older consumers (new fields optional).
 
 pub mod event;
+pub mod order_access;
 pub mod role;
 pub mod status;
 pub mod values;

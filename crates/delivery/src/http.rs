@@ -1,15 +1,17 @@
-//! Delivery's HTTP API: the riders' list, pick up and complete.
+//! Delivery's HTTP API: the riders' list, pick up and complete. Each
+//! handler extracts, asks the domain and storage, and answers; every
+//! [`DeliveryError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
 use platform::openapi::{BadParams, Common, Conflict, Forbidden, NotFound};
-use platform::sql;
 use platform::{ApiError, ApiPath, Principal};
 
-use crate::domain::DeliveryAction;
-use crate::record::{self, ChangeError, Delivery, COLUMNS};
+use crate::domain::{self, DeliveryAction};
+use crate::error::DeliveryError;
+use crate::storage::{self, Delivery};
 use crate::DeliveryService;
 
 /// Delivery's operations, as `/openapi.json` describes them.
@@ -30,6 +32,18 @@ pub fn router(service: DeliveryService) -> Router {
         .with_state(service)
 }
 
+/// The one mapping from Delivery's errors to problem+json. Another
+/// rider's delivery is answered 404, as if it did not exist.
+fn problem(e: DeliveryError) -> ApiError {
+    match e {
+        DeliveryError::NotFound(_) | DeliveryError::NotYours(_) => {
+            ApiError::not_found(e.to_string())
+        }
+        DeliveryError::Illegal(t) => ApiError::conflict(t.to_string(), t.current.as_str()),
+        DeliveryError::Db(e) => e.into(),
+    }
+}
+
 /// A rider sees deliveries waiting for any rider and their own; an admin
 /// sees all.
 #[utoipa::path(
@@ -45,22 +59,8 @@ async fn list(
     who: Principal,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
     who.require(&[Role::Rider, Role::Admin])?;
-    let rider = if who.is_admin() {
-        None
-    } else {
-        Some(who.user_id)
-    };
-    let rows = sql::query(format!(
-        "SELECT {COLUMNS} FROM deliveries WHERE ?1 IS NULL OR status = 'Ready' OR rider_id = ?1 ORDER BY order_id DESC LIMIT 1000"
-    ))
-    .bind(rider)
-    .fetch_all(&svc.db)
-    .await?;
-    let deliveries = rows
-        .iter()
-        .map(Delivery::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(deliveries))
+    let rider = domain::listed_for(who.role, who.user_id);
+    Ok(Json(storage::list(&svc.db, rider).await?))
 }
 
 #[utoipa::path(
@@ -78,21 +78,17 @@ async fn show(
     ApiPath(order_id): ApiPath<i64>,
 ) -> Result<Json<Delivery>, ApiError> {
     who.require(&[Role::Rider, Role::Admin])?;
-    let d = svc
+    let delivery = svc
         .db
-        .read(|conn| Box::pin(record::load(conn, order_id)))
+        .read(|conn| Box::pin(storage::load(conn, order_id)))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no delivery for order {order_id}")))?;
-    let open_or_mine = d.rider_id.is_none() || d.rider_id == Some(who.user_id);
-    if who.is_admin() || open_or_mine {
-        Ok(Json(d))
-    } else {
-        Err(ApiError::not_found(format!(
-            "no delivery for order {order_id}"
-        )))
-    }
+        .filter(|d| domain::may_see(who.role, who.user_id, d.rider_id));
+    delivery
+        .map(Json)
+        .ok_or_else(|| problem(DeliveryError::NotFound(order_id)))
 }
 
+/// A rider acts on the delivery of an order.
 async fn act(
     svc: DeliveryService,
     who: Principal,
@@ -102,25 +98,14 @@ async fn act(
     who.require(&[Role::Rider])?;
     let actor = who.actor();
     let rider = who.user_id;
-    let d = svc
+    let delivery = svc
         .db
         .write(move |tx| {
-            Box::pin(async move {
-                record::change(tx, order_id, action, rider, &actor)
-                    .await
-                    .map_err(|e| match e {
-                        ChangeError::NotFound(_) | ChangeError::NotYours(_) => {
-                            ApiError::not_found(e.to_string())
-                        }
-                        ChangeError::Illegal(t) => {
-                            ApiError::conflict(t.to_string(), t.current.as_str())
-                        }
-                        ChangeError::Db(e) => e.into(),
-                    })
-            })
+            Box::pin(async move { storage::change(tx, order_id, action, rider, &actor).await })
         })
-        .await?;
-    Ok(Json(d))
+        .await
+        .map_err(problem)?;
+    Ok(Json(delivery))
 }
 
 #[utoipa::path(

@@ -1,27 +1,32 @@
 //! Delivery service: cooked orders become deliveries open to riders; a rider
 //! picks one up (it is then theirs alone) and completes it.
 //!
+//! Its rooms, as in every service:
+//! - [`domain`]: the rules, pure: the delivery's state machine and the
+//!   event of each action, which rider may act, who sees which delivery;
+//! - [`storage`]: every SQL statement;
+//! - [`http`]: the API, thin; [`error::DeliveryError`] becomes
+//!   problem+json there, once;
+//! - `events`: `CookFinished` opens a delivery.
+//!
 //! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
 //! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 pub mod domain;
-mod http;
-pub mod record;
+pub mod error;
+mod events;
+pub mod http;
+pub mod storage;
 
-use async_trait::async_trait;
-use axum::extract::FromRef;
-use contracts::{Event, EventType};
-use platform::consumer::{EventHandler, HandlerError};
 use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
-use platform::Conn;
 use platform::{Db, TokenKeys};
 use utoipa::OpenApi as _;
 
+pub use error::DeliveryError;
+pub use events::DeliveryEvents;
 pub use http::{router, DeliveryApi};
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Delivery as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -42,27 +47,4 @@ pub struct DeliveryService {
     pub keys: TokenKeys,
 }
 
-impl FromRef<DeliveryService> for TokenKeys {
-    fn from_ref(s: &DeliveryService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
-
-/// `CookFinished` opens a delivery.
-pub struct DeliveryEvents;
-
-#[async_trait]
-impl EventHandler for DeliveryEvents {
-    fn name(&self) -> &'static str {
-        "delivery"
-    }
-
-    fn wants(&self, event_type: EventType) -> bool {
-        event_type == EventType::CookFinished
-    }
-
-    async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
-        record::open(conn, &event.facts()).await?;
-        Ok(())
-    }
-}
+platform::token_keys_in!(DeliveryService);

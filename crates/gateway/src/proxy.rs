@@ -583,6 +583,16 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     response
 }
 
+/// What one attempt at one replica came to.
+enum Attempt {
+    /// An answer to pass on to the client.
+    Answered(Response),
+    /// Worth asking again (another replica, or this one after a pause).
+    Retry,
+    /// Asking again could make the write take effect twice.
+    Stop,
+}
+
 /// Sends the request to one replica after another until one answers, a
 /// resend would not be safe, or time is up. Returns the answer and what
 /// each attempt met.
@@ -630,73 +640,119 @@ async fn exchange(
             break;
         }
         tried.push(i);
-        let send = proxy
-            .http
-            .request(
-                req.method.clone(),
-                format!("{}{}", pool.replicas[i].url, req.path_and_query),
-            )
-            .headers(req.headers.clone())
-            .body(req.body.clone())
-            .send();
-        match timeout(wait, send).await {
-            Err(_) => {
-                pool.report(i, Outcome::Failed, &proxy.config);
-                met.push((i, Met::TimedOut(wait)));
-                if !req.read {
-                    // It reached the replica and may be taking effect there;
-                    // sent again it could take effect twice.
-                    break;
-                }
-            }
-            Ok(Err(e)) => {
-                // No answer at all: out of rotation until its readiness
-                // check answers again. A keyed write met a refused or broken
-                // connection, not a replica at work on it; should it have
-                // arrived after all, its key makes the resend harmless.
-                pool.replicas[i].healthy.store(false, Ordering::Relaxed);
-                pool.report(i, Outcome::Failed, &proxy.config);
-                met.push((i, Met::Unreachable(cause(e))));
-            }
-            Ok(Ok(resp)) if resp.status().is_server_error() => {
-                let status = resp.status();
-                let mut headers = HeaderMap::new();
-                copy_headers(resp.headers(), &mut headers);
-                let Ok(Some(bytes)) = timeout_at(deadline, small_body(resp)).await else {
-                    pool.report(i, Outcome::Failed, &proxy.config);
-                    met.push((i, Met::Answered(status)));
-                    continue;
-                };
-                let relayed = relayed_dependency(&bytes).is_some();
-                pool.report(
-                    i,
-                    if relayed {
-                        Outcome::Relayed
-                    } else {
-                        Outcome::Failed
-                    },
-                    &proxy.config,
-                );
-                met.push((i, Met::Answered(status)));
-                // A write that got an answer is not sent again, even a 5xx:
-                // the service did its part (e.g. recorded a failed payment).
-                // A relayed 5xx would be the same from every replica.
-                if req.read && !relayed && attempt + 1 < attempts {
-                    continue;
-                }
-                let mut out = Response::new(Body::from(bytes));
-                *out.status_mut() = status;
-                *out.headers_mut() = headers;
-                upstream_header(out.headers_mut(), req.service);
-                return (out, met);
-            }
-            Ok(Ok(resp)) => {
-                pool.report(i, Outcome::Answered, &proxy.config);
-                return (pass_on(resp, req.service, deadline), met);
-            }
+        let turn = Turn {
+            replica: i,
+            wait,
+            deadline,
+            last: attempt + 1 == attempts,
+        };
+        match try_replica(proxy, pool, req, &turn, &mut met).await {
+            Attempt::Answered(response) => return (response, met),
+            Attempt::Retry => {}
+            Attempt::Stop => break,
         }
     }
     (no_answer(req, &met, per_try), met)
+}
+
+/// One replica's turn at a request.
+struct Turn {
+    replica: usize,
+    /// How long this try may take.
+    wait: Duration,
+    /// When the whole request must be answered.
+    deadline: Instant,
+    /// No other try follows.
+    last: bool,
+}
+
+/// Sends the request to the turn's replica and judges what came back,
+/// noting it in `met` and in the replica's health.
+async fn try_replica(
+    proxy: &Proxy,
+    pool: &Pool,
+    req: &Forwarded,
+    turn: &Turn,
+    met: &mut Vec<(usize, Met)>,
+) -> Attempt {
+    let (i, wait) = (turn.replica, turn.wait);
+    let send = proxy
+        .http
+        .request(
+            req.method.clone(),
+            format!("{}{}", pool.replicas[i].url, req.path_and_query),
+        )
+        .headers(req.headers.clone())
+        .body(req.body.clone())
+        .send();
+    match timeout(wait, send).await {
+        Err(_) => {
+            pool.report(i, Outcome::Failed, &proxy.config);
+            met.push((i, Met::TimedOut(wait)));
+            if req.read {
+                Attempt::Retry
+            } else {
+                // It reached the replica and may be taking effect there;
+                // sent again it could take effect twice.
+                Attempt::Stop
+            }
+        }
+        Ok(Err(e)) => {
+            // No answer at all: out of rotation until its readiness
+            // check answers again. A keyed write met a refused or broken
+            // connection, not a replica at work on it; should it have
+            // arrived after all, its key makes the resend harmless.
+            pool.replicas[i].healthy.store(false, Ordering::Relaxed);
+            pool.report(i, Outcome::Failed, &proxy.config);
+            met.push((i, Met::Unreachable(cause(e))));
+            Attempt::Retry
+        }
+        Ok(Ok(resp)) if resp.status().is_server_error() => {
+            server_error(proxy, pool, req, turn, resp, met).await
+        }
+        Ok(Ok(resp)) => {
+            pool.report(i, Outcome::Answered, &proxy.config);
+            Attempt::Answered(pass_on(resp, req.service, turn.deadline))
+        }
+    }
+}
+
+/// A replica answered 5xx: a read may ask another replica, unless the
+/// answer relays a dependency's failure, which every replica would relay.
+async fn server_error(
+    proxy: &Proxy,
+    pool: &Pool,
+    req: &Forwarded,
+    turn: &Turn,
+    resp: reqwest::Response,
+    met: &mut Vec<(usize, Met)>,
+) -> Attempt {
+    let i = turn.replica;
+    let status = resp.status();
+    let mut headers = HeaderMap::new();
+    copy_headers(resp.headers(), &mut headers);
+    met.push((i, Met::Answered(status)));
+    let Ok(Some(bytes)) = timeout_at(turn.deadline, small_body(resp)).await else {
+        pool.report(i, Outcome::Failed, &proxy.config);
+        return Attempt::Retry;
+    };
+    let relayed = relayed_dependency(&bytes).is_some();
+    let outcome = if relayed {
+        Outcome::Relayed
+    } else {
+        Outcome::Failed
+    };
+    pool.report(i, outcome, &proxy.config);
+    // A write that got an answer is not sent again, even a 5xx: the service
+    // did its part (e.g. recorded a failed payment).
+    if req.read && !relayed && !turn.last {
+        return Attempt::Retry;
+    }
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    upstream_header(out.headers_mut(), req.service);
+    Attempt::Answered(out)
 }
 
 /// The gateway's own answer when no replica gave one it could pass on,

@@ -1,221 +1,211 @@
-//! The accounts: who may log in, with which role, and whether the account
-//! is still enabled. The rules for names and passwords are here too, so
-//! that the API and the `users` command apply the same ones.
+//! What Identity does with accounts, step by step: log in, sign up, change
+//! one's own password, and an admin's creating, disabling and resetting.
+//! Each step asks [`crate::domain`] and the [`crate::throttle`] for the
+//! rules and [`crate::storage`] for the rows; the HTTP layer only extracts
+//! the request and turns the account into a token.
+
+use std::net::IpAddr;
+use std::time::Instant;
 
 use contracts::Role;
-use platform::sql;
-use platform::{ApiError, Db};
+use platform::auth::ACCESS_TOKEN_TTL_SECS;
 
-/// What a login needs to know about an account.
-pub struct Account {
-    pub id: i64,
+use crate::domain;
+use crate::error::IdentityError;
+use crate::storage::{self, Account};
+use crate::throttle::Attempt;
+use crate::{hash_password, passwords, Identity};
+
+/// An account to create, its name and password not yet checked.
+pub struct NewAccount {
     pub username: String,
-    pub password_hash: String,
+    pub password: String,
     pub role: Role,
     pub store_id: Option<i64>,
-    pub disabled: bool,
 }
 
-const COLUMNS: &str = "id, username, password_hash, role, store_id, disabled_at";
-
-fn from_row(row: &sql::Row) -> Result<Account, ApiError> {
-    let role: String = row.get(3);
-    let disabled_at: Option<i64> = row.get(5);
-    Ok(Account {
-        id: row.get(0),
-        username: row.get(1),
-        password_hash: row.get(2),
-        role: Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role stored"))?,
-        store_id: row.get(4),
-        disabled: disabled_at.is_some(),
-    })
-}
-
-/// Usernames are 3 to 32 lower-case letters, digits, `_` or `-`.
-pub fn normalize_username(name: &str) -> Result<String, ApiError> {
-    let username = name.trim().to_lowercase();
-    let valid = (3..=32).contains(&username.len())
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if valid {
-        Ok(username)
-    } else {
-        Err(ApiError::unprocessable(
-            "username must be 3 to 32 letters, digits, '_' or '-'",
-        ))
+impl Identity {
+    /// Hashes a new password on the bounded pool.
+    pub async fn hash(&self, password: String) -> Result<String, IdentityError> {
+        self.hashing.run(move || hash_password(&password)).await?
     }
-}
 
-/// Passwords are 8 to 200 characters.
-pub fn check_password(password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < 8 || password.len() > 200 {
-        return Err(ApiError::unprocessable(
-            "password must be 8 to 200 characters",
-        ));
-    }
-    Ok(())
-}
-
-/// An owner runs exactly one store; nobody else has one.
-pub fn check_store(role: Role, store_id: Option<i64>) -> Result<(), ApiError> {
-    match (role, store_id) {
-        (Role::Owner, Some(id)) if id > 0 => Ok(()),
-        (Role::Owner, _) => Err(ApiError::unprocessable(
-            "an owner needs the id of the store they run (storeId)",
-        )),
-        (_, None) => Ok(()),
-        (_, Some(_)) => Err(ApiError::unprocessable(
-            "only an owner has a store (storeId)",
-        )),
-    }
-}
-
-pub async fn by_name(db: &Db, username: &str) -> Result<Option<Account>, ApiError> {
-    let row = sql::query(format!("SELECT {COLUMNS} FROM users WHERE username = ?"))
-        .bind(username)
-        .fetch_optional(db)
-        .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub async fn by_id(db: &Db, id: i64) -> Result<Option<Account>, ApiError> {
-    let row = sql::query(format!("SELECT {COLUMNS} FROM users WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub async fn list(db: &Db) -> Result<Vec<Account>, ApiError> {
-    let rows = sql::query(format!(
-        "SELECT {COLUMNS} FROM users ORDER BY id LIMIT 10000"
-    ))
-    .fetch_all(db)
-    .await?;
-    rows.iter().map(from_row).collect()
-}
-
-/// Creates an account; 409 if the name is taken.
-pub async fn create(
-    db: &Db,
-    username: String,
-    password_hash: String,
-    role: Role,
-    store_id: Option<i64>,
-) -> Result<i64, ApiError> {
-    db.write(move |conn| {
-        Box::pin(async move {
-            let insert = sql::insert_ignoring_duplicates(
-                conn.backend(),
-                "INSERT INTO users (username, password_hash, role, store_id) VALUES (?, ?, ?, ?)",
-                "(username)",
-            );
-            let inserted: Option<i64> = sql::query_scalar(format!("{insert} RETURNING id"))
-                .bind(&username)
-                .bind(password_hash)
-                .bind(role.as_str())
-                .bind(store_id)
-                .fetch_optional(conn)
-                .await?;
-            inserted.ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    "Conflict",
-                    format!("the username {username} is taken"),
-                )
+    /// Checks a password against a stored hash, or against the dummy hash
+    /// when there is no account, on the bounded pool.
+    pub async fn check_password(
+        &self,
+        stored: Option<String>,
+        password: String,
+    ) -> Result<bool, IdentityError> {
+        let dummy = self.dummy_hash.clone();
+        self.hashing
+            .run(move || {
+                let known = stored.is_some();
+                let hash = stored.unwrap_or_else(|| {
+                    dummy
+                        .get_or_init(|| {
+                            hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
+                        })
+                        .clone()
+                });
+                known & passwords::verify(&password, &hash)
             })
-        })
-    })
-    .await
-}
-
-/// Sets a new password hash and ends every session of the account.
-pub async fn set_password(db: &Db, id: i64, password_hash: String) -> Result<bool, ApiError> {
-    db.write(move |conn| {
-        Box::pin(async move {
-            let done = sql::query("UPDATE users SET password_hash = ? WHERE id = ?")
-                .bind(password_hash)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            sql::query("DELETE FROM refresh_tokens WHERE user_id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            Ok::<_, ApiError>(done.rows_affected() > 0)
-        })
-    })
-    .await
-}
-
-/// Disables an account at `at_ms` and ends every session of it; false if
-/// there is no such account.
-pub async fn disable(db: &Db, id: i64, at_ms: i64) -> Result<bool, ApiError> {
-    db.write(move |conn| {
-        Box::pin(async move {
-            let exists: Option<i64> = sql::query_scalar("SELECT id FROM users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if exists.is_none() {
-                return Ok(false);
-            }
-            sql::query("UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
-                .bind(at_ms)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            sql::query("DELETE FROM refresh_tokens WHERE user_id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            Ok::<_, ApiError>(true)
-        })
-    })
-    .await
-}
-
-/// Accounts disabled since `since_ms`, with when: their tokens may still
-/// be alive.
-pub async fn disabled_since(db: &Db, since_ms: i64) -> Result<Vec<(i64, i64)>, ApiError> {
-    let rows = sql::query("SELECT id, disabled_at FROM users WHERE disabled_at >= ?")
-        .bind(since_ms)
-        .fetch_all(db)
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-pub async fn count(db: &Db) -> Result<i64, ApiError> {
-    Ok(sql::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(db)
-        .await?)
-}
-
-pub async fn admins(db: &Db) -> Result<i64, ApiError> {
-    Ok(
-        sql::query_scalar(
-            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL",
-        )
-        .fetch_one(db)
-        .await?,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_passwords_and_stores_follow_the_rules() {
-        assert_eq!(normalize_username(" Kim_1 ").expect("valid"), "kim_1");
-        assert!(normalize_username("a").is_err());
-        assert!(normalize_username("bad name").is_err());
-        assert!(check_password("short").is_err());
-        assert!(check_password("long enough").is_ok());
-        assert!(check_store(Role::Owner, Some(3)).is_ok());
-        assert!(check_store(Role::Owner, None).is_err());
-        assert!(check_store(Role::Rider, Some(3)).is_err());
-        assert!(check_store(Role::Admin, None).is_ok());
+            .await
     }
+
+    /// The account a username and password log in to. Throttled before any
+    /// password is hashed; a failure counts against the account and the
+    /// address, a success clears the account's failures.
+    pub async fn log_in(
+        &self,
+        username: &str,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<Account, IdentityError> {
+        let mut attempt = vec![Attempt::Account(username.to_lowercase())];
+        attempt.extend(address.map(Attempt::Address));
+        self.throttle.check(&attempt, Instant::now())?;
+        let account = storage::by_name(&self.db, username).await?;
+        let matches = self
+            .check_password(account.as_ref().map(|a| a.password_hash.clone()), password)
+            .await?;
+        let disabled = account.as_ref().is_some_and(|a| a.disabled);
+        match (domain::login(account.is_some(), matches, disabled), account) {
+            (Ok(()), Some(account)) => {
+                self.throttle.succeeded(&attempt[0]);
+                Ok(account)
+            }
+            (Err(IdentityError::WrongCredentials), _) | (Ok(()), None) => {
+                self.throttle.failed(&attempt, Instant::now());
+                Err(IdentityError::WrongCredentials)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// A customer signs up.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: String,
+    ) -> Result<Account, IdentityError> {
+        let username = domain::normalize_username(username)?;
+        domain::check_password(&password)?;
+        let hash = self.hash(password).await?;
+        let id = storage::create(
+            &self.db,
+            username.clone(),
+            hash.clone(),
+            Role::Customer,
+            None,
+        )
+        .await?;
+        Ok(Account {
+            id,
+            username,
+            password_hash: hash,
+            role: Role::Customer,
+            store_id: None,
+            disabled: false,
+        })
+    }
+
+    /// The enabled account a refresh token's session belongs to, with the
+    /// session's next refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<(Account, String), IdentityError> {
+        let (user_id, next) = crate::sessions::rotate(&self.db, refresh_token)
+            .await?
+            .ok_or(IdentityError::SessionExpired)?;
+        let account = storage::by_id(&self.db, user_id)
+            .await?
+            .filter(|a| !a.disabled)
+            .ok_or(IdentityError::SessionExpired)?;
+        Ok((account, next))
+    }
+
+    /// A user changes their own password, proving the old one (throttled
+    /// like a login); every session of theirs ends.
+    pub async fn change_own_password(
+        &self,
+        user_id: i64,
+        username: &str,
+        old_password: String,
+        new_password: String,
+    ) -> Result<Account, IdentityError> {
+        domain::check_password(&new_password)?;
+        let attempt = [Attempt::Account(username.to_lowercase())];
+        self.throttle.check(&attempt, Instant::now())?;
+        let account = storage::by_id(&self.db, user_id)
+            .await?
+            .filter(|a| !a.disabled)
+            .ok_or(IdentityError::DisabledSince)?;
+        let matches = self
+            .check_password(Some(account.password_hash.clone()), old_password)
+            .await?;
+        if let Err(e) = domain::own_password_change(matches) {
+            self.throttle.failed(&attempt, Instant::now());
+            return Err(e);
+        }
+        let hash = self.hash(new_password).await?;
+        storage::set_password(&self.db, account.id, hash).await?;
+        Ok(account)
+    }
+
+    /// An admin creates an account of any role; its id.
+    pub async fn create(&self, new: NewAccount) -> Result<(String, i64), IdentityError> {
+        let username = domain::normalize_username(&new.username)?;
+        domain::check_password(&new.password)?;
+        domain::check_store(new.role, new.store_id)?;
+        let hash = self.hash(new.password).await?;
+        let id = storage::create(&self.db, username.clone(), hash, new.role, new.store_id).await?;
+        Ok((username, id))
+    }
+
+    /// Disables an account now: its sessions end and, in this process,
+    /// its access tokens are refused at once; false if there is none.
+    pub async fn disable(&self, user_id: i64) -> Result<bool, IdentityError> {
+        let now = platform::clock::now_ms();
+        let found = storage::disable(&self.db, user_id, now).await?;
+        if found {
+            self.keys
+                .revocations()
+                .revoke(user_id, now / 1000, ACCESS_TOKEN_TTL_SECS + 60);
+        }
+        Ok(found)
+    }
+
+    /// An admin disables another account; the account as it is now.
+    pub async fn disable_by(&self, admin_id: i64, user_id: i64) -> Result<Account, IdentityError> {
+        domain::may_disable(admin_id, user_id)?;
+        if !self.disable(user_id).await? {
+            return Err(IdentityError::NoUser(user_id));
+        }
+        storage::by_id(&self.db, user_id)
+            .await?
+            .ok_or(IdentityError::NoUser(user_id))
+    }
+
+    /// An admin sets an account's password; its sessions end.
+    pub async fn reset_password(
+        &self,
+        user_id: i64,
+        password: String,
+    ) -> Result<(), IdentityError> {
+        domain::check_password(&password)?;
+        let hash = self.hash(password).await?;
+        if !storage::set_password(&self.db, user_id, hash).await? {
+            return Err(IdentityError::NoUser(user_id));
+        }
+        Ok(())
+    }
+
+    /// Accounts disabled within the life of a token, with when (ms).
+    pub async fn recently_disabled(&self) -> Result<Vec<(i64, i64)>, IdentityError> {
+        storage::disabled_since(&self.db, token_lifetime_ago()).await
+    }
+}
+
+/// Since when a disabled account's token may still be alive.
+pub fn token_lifetime_ago() -> i64 {
+    platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000
 }

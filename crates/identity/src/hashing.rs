@@ -1,7 +1,7 @@
 //! Password hashing is the costliest thing a request can ask for (argon2:
 //! ~19 MiB and tens of milliseconds of a core each). A bounded number run at
 //! once, a bounded number wait for their turn, and the rest are refused at
-//! once with 503, so a burst of logins cannot exhaust memory or starve every
+//! once (503 at the HTTP edge), so a burst of logins cannot exhaust memory or starve every
 //! other request of the blocking pool.
 //!
 //! The hashes run on a few threads of their own, not on the runtime's
@@ -14,9 +14,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use platform::ApiError;
 use tokio::sync::Semaphore;
+
+use crate::error::IdentityError;
 
 /// Longest wait for a turn before the request is refused.
 const WAIT: Duration = Duration::from_secs(5);
@@ -76,18 +76,18 @@ impl Hashing {
     }
 
     /// Runs `work` on a hashing thread when a turn is free.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, work: F) -> Result<T, IdentityError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
-            return Err(busy());
+            return Err(IdentityError::HashingBusy);
         };
         let _turn = tokio::time::timeout(WAIT, self.running.clone().acquire_owned())
             .await
-            .map_err(|_| busy())?
-            .map_err(|_| busy())?;
+            .map_err(|_| IdentityError::HashingBusy)?
+            .map_err(|_| IdentityError::HashingBusy)?;
         // Held by the job itself: a client that hangs up frees its place
         // only when the hash it started is done. A turn guarantees a free
         // thread, so the send does not wait.
@@ -99,20 +99,11 @@ impl Hashing {
         });
         self.jobs
             .send(job)
-            .map_err(|_| ApiError::internal("password hashing stopped"))?;
+            .map_err(|_| IdentityError::Internal("password hashing stopped".into()))?;
         result
             .await
-            .map_err(|_| ApiError::internal("password hashing stopped"))
+            .map_err(|_| IdentityError::Internal("password hashing stopped".into()))
     }
-}
-
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service unavailable",
-        "too many sign-ins at once; retry in a moment",
-    )
-    .retry_after(1)
 }
 
 #[cfg(test)]
@@ -142,10 +133,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         let third = hashing.run(|| 3).await;
-        assert_eq!(
-            third.expect_err("refused").status,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert!(matches!(third, Err(IdentityError::HashingBusy)));
         release.send(()).expect("release");
         assert!(first.await.expect("join").is_ok());
         assert_eq!(second.await.expect("join").expect("ran"), 2);

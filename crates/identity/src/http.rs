@@ -1,7 +1,8 @@
 //! Identity's HTTP API: login and sessions, the user's own password, the
-//! admins' management of accounts, and the public keys of the tokens.
-
-use std::time::Instant;
+//! admins' management of accounts, and the public keys of the tokens. Each
+//! handler extracts the request, calls a step of [`crate::accounts`] and
+//! answers; every [`IdentityError`] becomes problem+json in one place, the
+//! `From<IdentityError> for ApiError` below.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,10 +16,41 @@ use platform::openapi::{
 use platform::{ApiError, ApiJson, ApiPath, Principal};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{self, Account};
+use crate::accounts::NewAccount;
+use crate::client_address::ClientAddress;
+use crate::error::IdentityError;
 use crate::sessions;
-use crate::throttle::{Attempt, ClientAddress};
+use crate::storage::Account;
 use crate::Identity;
+
+/// The one place an [`IdentityError`] becomes an HTTP answer. What a login
+/// refusal says is the same for an unknown name and a wrong password.
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            IdentityError::Invalid(_) => ApiError::unprocessable(detail),
+            IdentityError::WrongCredentials
+            | IdentityError::DisabledSince
+            | IdentityError::SessionExpired => ApiError::unauthorized(detail),
+            IdentityError::Disabled => ApiError::forbidden(detail),
+            IdentityError::NoUser(_) => ApiError::not_found(detail),
+            IdentityError::Taken(_) => ApiError::new(StatusCode::CONFLICT, "Conflict", detail),
+            IdentityError::Throttled { wait_secs } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests", detail)
+                    .retry_after(wait_secs)
+            }
+            IdentityError::HashingBusy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                detail,
+            )
+            .retry_after(1),
+            IdentityError::Internal(_) => ApiError::internal(detail),
+            IdentityError::Db(e) => e.into(),
+        }
+    }
+}
 
 /// Identity's operations, as `/openapi.json` describes them.
 #[derive(utoipa::OpenApi)]
@@ -74,25 +106,33 @@ struct LoginResponse {
     store_id: Option<i64>,
 }
 
-/// A new access token and session for an account.
-async fn session_for(id: &Identity, account: &Account) -> Result<LoginResponse, ApiError> {
-    let principal = Principal {
+fn principal(account: &Account) -> Principal {
+    Principal {
         user_id: account.id,
         username: account.username.clone(),
         role: account.role,
         store_id: account.store_id,
-    };
-    let token = id.keys.issue(&principal)?;
-    let refresh_token = sessions::start(&id.db, account.id).await?;
-    Ok(LoginResponse {
+    }
+}
+
+/// The answer that hands a client its tokens.
+fn tokens(account: Account, token: String, refresh_token: String) -> LoginResponse {
+    LoginResponse {
         token,
         refresh_token,
         expires_in: ACCESS_TOKEN_TTL_SECS,
         user_id: account.id,
-        username: principal.username,
+        username: account.username,
         role: account.role,
         store_id: account.store_id,
-    })
+    }
+}
+
+/// A new access token and session for an account.
+async fn session_for(id: &Identity, account: Account) -> Result<LoginResponse, ApiError> {
+    let token = id.keys.issue(&principal(&account))?;
+    let refresh_token = sessions::start(&id.db, account.id).await?;
+    Ok(tokens(account, token, refresh_token))
 }
 
 #[utoipa::path(
@@ -113,28 +153,8 @@ async fn login(
     ClientAddress(address): ClientAddress,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let mut attempt = vec![Attempt::Account(req.username.to_lowercase())];
-    attempt.extend(address.map(Attempt::Address));
-    id.throttle.check(&attempt, Instant::now())?;
-    let account = accounts::by_name(&id.db, &req.username).await?;
-    let ok = id
-        .check_password(
-            account.as_ref().map(|a| a.password_hash.clone()),
-            req.password,
-        )
-        .await?;
-    let account = match account {
-        Some(account) if ok => account,
-        _ => {
-            id.throttle.failed(&attempt, Instant::now());
-            return Err(ApiError::unauthorized("wrong username or password"));
-        }
-    };
-    if account.disabled {
-        return Err(ApiError::forbidden("this account is disabled"));
-    }
-    id.throttle.succeeded(&attempt[0]);
-    Ok(Json(session_for(&id, &account).await?))
+    let account = id.log_in(&req.username, req.password, address).await?;
+    Ok(Json(session_for(&id, account).await?))
 }
 
 /// A new customer account.
@@ -168,20 +188,8 @@ async fn register(
     State(id): State<Identity>,
     ApiJson(req): ApiJson<Registration>,
 ) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
-    let username = accounts::normalize_username(&req.username)?;
-    accounts::check_password(&req.password)?;
-    let hash = id.hash(req.password).await?;
-    let user_id =
-        accounts::create(&id.db, username.clone(), hash.clone(), Role::Customer, None).await?;
-    let account = Account {
-        id: user_id,
-        username,
-        password_hash: hash,
-        role: Role::Customer,
-        store_id: None,
-        disabled: false,
-    };
-    Ok((StatusCode::CREATED, Json(session_for(&id, &account).await?)))
+    let account = id.register(&req.username, req.password).await?;
+    Ok((StatusCode::CREATED, Json(session_for(&id, account).await?)))
 }
 
 /// A refresh token from a login, a sign-up or the last refresh.
@@ -209,29 +217,9 @@ async fn refresh(
     State(id): State<Identity>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let expired = || ApiError::unauthorized("session expired; log in again");
-    let (user_id, next) = sessions::rotate(&id.db, &req.refresh_token)
-        .await?
-        .ok_or_else(expired)?;
-    let account = accounts::by_id(&id.db, user_id)
-        .await?
-        .filter(|a| !a.disabled)
-        .ok_or_else(expired)?;
-    let principal = Principal {
-        user_id,
-        username: account.username.clone(),
-        role: account.role,
-        store_id: account.store_id,
-    };
-    Ok(Json(LoginResponse {
-        token: id.keys.issue(&principal)?,
-        refresh_token: next,
-        expires_in: ACCESS_TOKEN_TTL_SECS,
-        user_id,
-        username: account.username,
-        role: account.role,
-        store_id: account.store_id,
-    }))
+    let (account, next) = id.refresh(&req.refresh_token).await?;
+    let token = id.keys.issue(&principal(&account))?;
+    Ok(Json(tokens(account, token, next)))
 }
 
 /// Ends the session of the refresh token; the access token the client
@@ -305,23 +293,15 @@ async fn change_own_password(
     who: Principal,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    accounts::check_password(&req.new_password)?;
-    let attempt = [Attempt::Account(who.username.to_lowercase())];
-    id.throttle.check(&attempt, Instant::now())?;
-    let account = accounts::by_id(&id.db, who.user_id)
-        .await?
-        .filter(|a| !a.disabled)
-        .ok_or_else(|| ApiError::unauthorized("this account is disabled"))?;
-    if !id
-        .check_password(Some(account.password_hash.clone()), req.old_password)
-        .await?
-    {
-        id.throttle.failed(&attempt, Instant::now());
-        return Err(ApiError::unprocessable("the current password is wrong"));
-    }
-    let hash = id.hash(req.new_password).await?;
-    accounts::set_password(&id.db, account.id, hash).await?;
-    Ok(Json(session_for(&id, &account).await?))
+    let account = id
+        .change_own_password(
+            who.user_id,
+            &who.username,
+            req.old_password,
+            req.new_password,
+        )
+        .await?;
+    Ok(Json(session_for(&id, account).await?))
 }
 
 /// An account as admins see it (never its password hash).
@@ -360,7 +340,7 @@ async fn list_users(
     who: Principal,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     who.require(&[Role::Admin])?;
-    let users = accounts::list(&id.db).await?;
+    let users = crate::storage::list(&id.db).await?;
     Ok(Json(users.into_iter().map(UserView::from).collect()))
 }
 
@@ -402,18 +382,22 @@ async fn create_user(
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     who.require(&[Role::Admin])?;
-    let username = accounts::normalize_username(&req.username)?;
-    accounts::check_password(&req.password)?;
-    accounts::check_store(req.role, req.store_id)?;
-    let hash = id.hash(req.password).await?;
-    let user_id = accounts::create(&id.db, username.clone(), hash, req.role, req.store_id).await?;
+    let (role, store_id) = (req.role, req.store_id);
+    let (username, user_id) = id
+        .create(NewAccount {
+            username: req.username,
+            password: req.password,
+            role,
+            store_id,
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(UserView {
             id: user_id,
             username,
-            role: req.role,
-            store_id: req.store_id,
+            role,
+            store_id,
             disabled: false,
         }),
     ))
@@ -440,17 +424,7 @@ async fn disable_user(
     ApiPath(user_id): ApiPath<i64>,
 ) -> Result<Json<UserView>, ApiError> {
     who.require(&[Role::Admin])?;
-    if user_id == who.user_id {
-        return Err(ApiError::unprocessable(
-            "an admin cannot disable their own account",
-        ));
-    }
-    if !id.disable(user_id).await? {
-        return Err(ApiError::not_found(format!("no user {user_id}")));
-    }
-    let account = accounts::by_id(&id.db, user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user {user_id}")))?;
+    let account = id.disable_by(who.user_id, user_id).await?;
     Ok(Json(account.into()))
 }
 
@@ -480,11 +454,7 @@ async fn reset_password(
     ApiJson(req): ApiJson<NewPassword>,
 ) -> Result<StatusCode, ApiError> {
     who.require(&[Role::Admin])?;
-    accounts::check_password(&req.password)?;
-    let hash = id.hash(req.password).await?;
-    if !accounts::set_password(&id.db, user_id, hash).await? {
-        return Err(ApiError::not_found(format!("no user {user_id}")));
-    }
+    id.reset_password(user_id, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -537,8 +507,8 @@ async fn jwks(State(id): State<Identity>) -> Json<serde_json::Value> {
 async fn revoked_users(
     State(id): State<Identity>,
 ) -> Result<Json<platform::revocation_sync::RevokedUsers>, ApiError> {
-    let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
-    let users = accounts::disabled_since(&id.db, since)
+    let users = id
+        .recently_disabled()
         .await?
         .into_iter()
         .map(|(user_id, at_ms)| platform::revocation_sync::Revoked {

@@ -1,34 +1,47 @@
 //! Users and login: customers, store owners, riders and admins log in here
 //! and get a signed token that every other service checks by itself.
 //!
+//! Its rooms, in the order a login travels:
+//! - [`domain`]: the rules, pure: names, passwords, stores, what a login
+//!   answers, who may disable whom; [`throttle`] slows down guessing.
+//! - [`accounts`]: each step of logging in, signing up and managing
+//!   accounts, applying the rules; [`sessions`] keeps refresh tokens.
+//! - [`storage`]: every SQL statement, rows read by column name.
+//! - `http`: `/auth/...`, thin; [`error`] is the one error type, mapped to
+//!   problem+json there. `client_address` is the address a login comes
+//!   from.
+//! - `passwords` and `hashing`: argon2, on a bounded pool of threads.
+//!
 //! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
 //! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 pub mod accounts;
+mod client_address;
+pub mod domain;
+pub mod error;
 mod hashing;
 mod http;
 mod passwords;
 pub mod sessions;
+pub mod storage;
 pub mod throttle;
 
 use platform::service::{Seeding, ServiceDescription, StartError, Started, Starting, Supplies};
 use std::sync::{Arc, OnceLock};
 use utoipa::OpenApi as _;
 
+pub use client_address::{ClientAddress, TrustedProxies};
+pub use error::IdentityError;
 pub use hashing::Hashing;
 pub use http::{router, IdentityApi};
-pub use throttle::TrustedProxies;
 
 use axum::extract::FromRef;
 use contracts::Role;
 use platform::auth::ACCESS_TOKEN_TTL_SECS;
-use platform::sql;
-use platform::{ApiError, Db, TokenKeys};
+use platform::{Db, TokenKeys};
 use throttle::LoginThrottle;
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Identity as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -87,9 +100,9 @@ impl Identity {
         db: Db,
         keys: TokenKeys,
         trusted_proxies: TrustedProxies,
-    ) -> Result<Identity, ApiError> {
-        let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
-        for (user, at_ms) in accounts::disabled_since(&db, since).await? {
+    ) -> Result<Identity, IdentityError> {
+        let since = accounts::token_lifetime_ago();
+        for (user, at_ms) in storage::disabled_since(&db, since).await? {
             keys.revocations()
                 .revoke(user, at_ms / 1000, ACCESS_TOKEN_TTL_SECS + 60);
         }
@@ -115,66 +128,20 @@ impl Identity {
                     _ = shutdown.wait() => return,
                     _ = ticks.tick() => {}
                 }
-                let since = platform::clock::now_ms() - (ACCESS_TOKEN_TTL_SECS + 60) * 1000;
-                match accounts::disabled_since(&db, since).await {
+                match storage::disabled_since(&db, accounts::token_lifetime_ago()).await {
                     Ok(users) => {
                         for (user, at_ms) in users {
                             revocations.revoke(user, at_ms / 1000, ACCESS_TOKEN_TTL_SECS + 60);
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e.detail, "cannot read disabled accounts"),
+                    Err(e) => tracing::warn!(error = %e, "cannot read disabled accounts"),
                 }
             }
         })
     }
-
-    /// Hashes a new password on the bounded pool.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        self.hashing.run(move || hash_password(&password)).await?
-    }
-
-    /// Checks a password against a stored hash, or against the dummy hash
-    /// when there is no account, on the bounded pool.
-    pub async fn check_password(
-        &self,
-        stored: Option<String>,
-        password: String,
-    ) -> Result<bool, ApiError> {
-        let dummy = self.dummy_hash.clone();
-        self.hashing
-            .run(move || {
-                let known = stored.is_some();
-                let hash = stored.unwrap_or_else(|| {
-                    dummy
-                        .get_or_init(|| {
-                            hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
-                        })
-                        .clone()
-                });
-                known & passwords::verify(&password, &hash)
-            })
-            .await
-    }
-
-    /// Disables an account now: its sessions end and, in this process,
-    /// its access tokens are refused at once.
-    pub async fn disable(&self, user_id: i64) -> Result<bool, ApiError> {
-        let now = platform::clock::now_ms();
-        let found = accounts::disable(&self.db, user_id, now).await?;
-        if found {
-            self.keys
-                .revocations()
-                .revoke(user_id, now / 1000, ACCESS_TOKEN_TTL_SECS + 60);
-        }
-        Ok(found)
-    }
 }
 
-impl FromRef<Identity> for TokenKeys {
-    fn from_ref(s: &Identity) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(Identity);
 
 impl FromRef<Identity> for TrustedProxies {
     fn from_ref(s: &Identity) -> TrustedProxies {
@@ -224,13 +191,14 @@ pub const DEMO_USERS: [DemoUser; 5] = [
     },
 ];
 
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    passwords::hash(password).map_err(|e| ApiError::internal(format!("cannot hash password: {e}")))
+pub fn hash_password(password: &str) -> Result<String, IdentityError> {
+    passwords::hash(password)
+        .map_err(|e| IdentityError::Internal(format!("cannot hash password: {e}")))
 }
 
 /// Creates the demo accounts unless users exist already; true if it did.
-pub async fn seed_demo(db: &Db) -> Result<bool, ApiError> {
-    if accounts::count(db).await? > 0 {
+pub async fn seed_demo(db: &Db) -> Result<bool, IdentityError> {
+    if storage::count(db).await? > 0 {
         return Ok(false);
     }
     // One after another on one thread: each hash's memory is reused, not
@@ -239,25 +207,15 @@ pub async fn seed_demo(db: &Db) -> Result<bool, ApiError> {
         DEMO_USERS
             .iter()
             .map(|u| hash_password(u.username))
-            .collect::<Result<Vec<String>, ApiError>>()
+            .collect::<Result<Vec<String>, IdentityError>>()
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    db.write(move |tx| {
-        Box::pin(async move {
-            for (user, hash) in DEMO_USERS.iter().zip(hashes) {
-                sql::query("INSERT INTO users (id, username, password_hash, role, store_id) VALUES (?, ?, ?, ?, ?)")
-                    .bind(user.id)
-                    .bind(user.username)
-                    .bind(hash)
-                    .bind(user.role.as_str())
-                    .bind(user.store_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Ok::<_, ApiError>(())
-        })
-    })
-    .await?;
+    .map_err(|e| IdentityError::Internal(e.to_string()))??;
+    let accounts = DEMO_USERS
+        .iter()
+        .zip(hashes)
+        .map(|(u, hash)| (u.id, u.username, hash, u.role, u.store_id))
+        .collect();
+    storage::insert_with_ids(db, accounts).await?;
     Ok(true)
 }

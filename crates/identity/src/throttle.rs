@@ -1,18 +1,16 @@
-//! Login throttling: after repeated failures for one account or from one
-//! address, further attempts are refused with 429 and a Retry-After that
-//! doubles with each further failure, before any password is hashed. The
+//! Login throttling, a rule of the domain: after repeated failures for one
+//! account or from one address, further attempts are refused (429 with a
+//! Retry-After at the HTTP edge) for a wait that doubles with each further
+//! failure, before any password is hashed. The
 //! memory it takes is bounded: at most `CAPACITY` accounts and addresses
 //! are remembered, forgotten once their failures are a window old.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
-use axum::http::StatusCode;
-use platform::ApiError;
+use crate::error::IdentityError;
 
 /// Failures are counted within this window from the last one.
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -56,7 +54,7 @@ pub struct LoginThrottle {
 impl LoginThrottle {
     /// Refuses the attempt while any of its keys is blocked; the error
     /// carries how many seconds to wait.
-    pub fn check(&self, keys: &[Attempt], now: Instant) -> Result<(), ApiError> {
+    pub fn check(&self, keys: &[Attempt], now: Instant) -> Result<(), IdentityError> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let wait = keys
             .iter()
@@ -65,12 +63,9 @@ impl LoginThrottle {
             .map(|until| until - now)
             .max();
         match wait {
-            Some(wait) => Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests",
-                "too many failed logins; wait before trying again",
-            )
-            .retry_after(wait.as_secs().max(1))),
+            Some(wait) => Err(IdentityError::Throttled {
+                wait_secs: wait.as_secs().max(1),
+            }),
             None => Ok(()),
         }
     }
@@ -131,63 +126,6 @@ fn make_room(seen: &mut HashMap<Attempt, Failures>, now: Instant) {
     }
 }
 
-/// The address a request comes from: the peer of the connection, or, when
-/// that peer is a trusted proxy (the gateway), the last address it added to
-/// `X-Forwarded-For`. None when the server gives no peer address.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddress(pub Option<IpAddr>);
-
-/// The proxies whose `X-Forwarded-For` is believed (HANWHA_TRUSTED_PROXIES).
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub Arc<Vec<IpAddr>>);
-
-impl TrustedProxies {
-    pub fn parse(list: &str) -> Result<TrustedProxies, std::net::AddrParseError> {
-        let ips = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::parse)
-            .collect::<Result<Vec<IpAddr>, _>>()?;
-        Ok(TrustedProxies(Arc::new(ips)))
-    }
-
-    pub fn client(&self, parts: &Parts) -> ClientAddress {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let forwarded = || {
-            // The proxy appends the peer it saw: the last entry is its own.
-            let last = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .next_back()?
-                .to_str()
-                .ok()?;
-            last.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
-        };
-        match peer {
-            Some(ip) if self.0.contains(&ip) => ClientAddress(forwarded().or(Some(ip))),
-            other => ClientAddress(other),
-        }
-    }
-}
-
-impl<S> FromRequestParts<S> for ClientAddress
-where
-    TrustedProxies: axum::extract::FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::FromRef;
-        Ok(TrustedProxies::from_ref(state).client(parts))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,19 +143,15 @@ mod tests {
             assert!(throttle.check(&[account()], t0).is_ok());
         }
         throttle.failed(&[account()], t0);
-        let refused = throttle.check(&[account()], t0).expect_err("blocked");
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(refused.retry_after, Some(5));
+        let wait = |r: Result<(), IdentityError>| match r {
+            Err(IdentityError::Throttled { wait_secs }) => Some(wait_secs),
+            _ => None,
+        };
+        assert_eq!(wait(throttle.check(&[account()], t0)), Some(5));
         let t1 = t0 + Duration::from_secs(6);
         assert!(throttle.check(&[account()], t1).is_ok());
         throttle.failed(&[account()], t1);
-        assert_eq!(
-            throttle
-                .check(&[account()], t1)
-                .expect_err("blocked")
-                .retry_after,
-            Some(10)
-        );
+        assert_eq!(wait(throttle.check(&[account()], t1)), Some(10));
         // Another account is not affected; a window later all is forgiven.
         assert!(throttle
             .check(&[Attempt::Account("lee".into())], t1)
@@ -235,35 +169,5 @@ mod tests {
             throttle.failed(&[Attempt::Address(IpAddr::from(i.to_be_bytes()))], now);
         }
         assert!(throttle.remembered() <= CAPACITY);
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
-        let request = |peer: &str| {
-            let mut parts = axum::http::Request::post("/auth/login")
-                .header("x-forwarded-for", "203.0.113.9, 198.51.100.7")
-                .body(())
-                .expect("request")
-                .into_parts()
-                .0;
-            parts
-                .extensions
-                .insert(ConnectInfo(peer.parse::<SocketAddr>().expect("addr")));
-            parts
-        };
-        let trusted = TrustedProxies::parse("127.0.0.1").expect("list");
-        assert_eq!(
-            trusted.client(&request("127.0.0.1:5000")).0,
-            Some("198.51.100.7".parse().expect("ip"))
-        );
-        assert_eq!(
-            trusted.client(&request("192.0.2.1:5000")).0,
-            Some("192.0.2.1".parse().expect("ip"))
-        );
-        let none = TrustedProxies::default();
-        assert_eq!(
-            none.client(&request("127.0.0.1:5000")).0,
-            Some("127.0.0.1".parse().expect("ip"))
-        );
     }
 }

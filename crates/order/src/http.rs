@@ -1,6 +1,6 @@
 //! Order's HTTP API, the seed's paths: each handler extracts and parses,
 //! calls placement, cancellation or storage, and answers; every
-//! [`OrderError`] becomes problem+json in [`problem`], and only there.
+//! [`OrderError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +9,7 @@ use axum::{Extension, Json, Router};
 use contracts::values::{Address, Card, Id, Qty};
 use contracts::{OrderStatus, Role};
 use platform::idempotency::IdempotencyKey;
+use platform::list_query;
 use platform::openapi::{
     BadBody, BadParams, Common, Conflict, Forbidden, NotFound, Problem, PROBLEM_JSON,
 };
@@ -210,16 +211,9 @@ async fn list(
 ) -> Result<Json<Vec<Order>>, ApiError> {
     let owner = domain::listed_for(who.role, who.user_id, who.store_id)
         .ok_or_else(|| problem(OrderError::Forbidden("riders see deliveries, not orders")))?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(
-            OrderStatus::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?,
-        ),
-    };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let offset = q.offset.unwrap_or(0).max(0);
-    let orders = storage::list(&svc.db, owner, status, limit, offset)
+    let status = list_query::status_filter(q.status.as_deref(), OrderStatus::parse)?;
+    let page = list_query::Page::of(q.limit, q.offset);
+    let orders = storage::list(&svc.db, owner, status, page.limit, page.offset)
         .await
         .map_err(|e| problem(e.into()))?;
     Ok(Json(orders))

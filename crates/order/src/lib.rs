@@ -2,6 +2,19 @@
 //! synchronous call), lets the customer cancel before the store accepts and
 //! confirm receipt, and follows the rest of the saga from events.
 //!
+//! Its rooms, as in every service:
+//! - [`domain`]: the rules, pure: the order's state machine, the event of
+//!   each action, the price, who sees which order;
+//! - [`storage`]: every SQL statement, rows read by column name;
+//! - [`placement`] and [`cancellation`]: the two steps that call other
+//!   services, each run to its end where no client can cancel it;
+//!   [`deadline`]: the sweep that settles what a crash left unfinished;
+//! - [`clients`]: Payment and Store as Order needs them (function calls in
+//!   the all-in-one, [`clients::HttpPayment`] and [`clients::HttpStore`] in the distributed shape);
+//! - [`http`]: the API, thin; [`error::OrderError`] becomes problem+json
+//!   there, once;
+//! - `events`: the store's and the rider's events move the order on.
+//!
 //! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
 //! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
@@ -20,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use utoipa::OpenApi as _;
 
-use axum::extract::FromRef;
 use platform::{Db, TokenKeys};
 
 pub use clients::{
@@ -30,9 +42,7 @@ pub use error::OrderError;
 pub use events::OrderEvents;
 pub use http::{router, OrderApi};
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Order as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -99,8 +109,4 @@ pub struct OrderService {
     pub config: OrderConfig,
 }
 
-impl FromRef<OrderService> for TokenKeys {
-    fn from_ref(s: &OrderService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(OrderService);

@@ -1,12 +1,13 @@
-//! Refunds: an order that is cancelled, rejected by the store or that gave
-//! up on its payment gets its money back.
+//! What Payment learns from the other services' events: an order that is
+//! cancelled, rejected by the store or that gave up on its payment gets its
+//! money back.
 
 use async_trait::async_trait;
 use contracts::{Event, EventType};
 use platform::consumer::{EventHandler, HandlerError};
 use platform::Conn;
 
-use crate::record::Refund;
+use crate::domain::{self, Refund};
 
 pub struct PaymentEvents;
 
@@ -17,19 +18,14 @@ impl EventHandler for PaymentEvents {
     }
 
     fn wants(&self, event_type: EventType) -> bool {
-        matches!(
-            event_type,
-            EventType::MenuCancelled | EventType::OrderRejected | EventType::OrderPaymentFailed
-        )
+        domain::refund_reason(event_type).is_some()
     }
 
     async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
-        let reason = match event.event_type {
-            EventType::MenuCancelled => "order cancelled",
-            EventType::OrderRejected => "order rejected by the store",
-            _ => "order gave up on its payment",
+        let Some(reason) = domain::refund_reason(event.event_type) else {
+            return Ok(());
         };
-        let refund = crate::record::refund(conn, &event.facts(), &event.actor, reason).await?;
+        let refund = crate::storage::refund(conn, &event.facts(), &event.actor, reason).await?;
         if refund == Refund::Refunded && event.event_type == EventType::OrderPaymentFailed {
             // Money moved for an order that was never placed: worth a look.
             tracing::warn!(

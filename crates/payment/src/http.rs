@@ -1,22 +1,24 @@
 //! Payment's HTTP API: the customer's payments, and `POST /payments` for
-//! the order service when it runs as its own process.
+//! the order service when it runs as its own process. Each handler
+//! extracts, asks the domain and storage, and answers; every
+//! [`PaymentError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use contracts::event::OrderFacts;
-use contracts::Role;
+use contracts::order_access;
+use contracts::wire::PayRequest;
 use platform::deadline::Deadline;
 use platform::openapi::{BadBody, BadParams, Common, Forbidden, NotFound};
 use platform::service_auth::PAYMENT_CHARGE;
-use platform::sql;
 use platform::{ApiError, ApiPath, JsonBody, Principal, ServiceCaller};
 use uuid::Uuid;
 
-use contracts::wire::PayRequest;
-
-use crate::record::{Payment, COLUMNS};
+use crate::domain;
+use crate::error::PaymentError;
+use crate::storage::{self, Payment};
 use crate::PaymentService;
 
 /// Payment's operations, as `/openapi.json` describes them.
@@ -33,6 +35,21 @@ pub fn router(service: PaymentService) -> Router {
         .route("/payments", get(list).post(pay))
         .route("/payments/{orderId}", get(show))
         .with_state(service)
+}
+
+/// The one mapping from Payment's errors to problem+json.
+fn problem(e: PaymentError) -> ApiError {
+    match e {
+        PaymentError::Invalid(detail) => ApiError::unprocessable(detail),
+        PaymentError::NotFound(_) => ApiError::not_found(e.to_string()),
+        PaymentError::Forbidden(why) => ApiError::forbidden(why),
+        PaymentError::DeadlinePassed => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Deadline passed",
+            e.to_string(),
+        ),
+        PaymentError::Db(e) => e.into(),
+    }
 }
 
 /// Only the order service may charge (its service token with the
@@ -55,9 +72,7 @@ async fn pay(
 ) -> Result<(StatusCode, Json<Payment>), ApiError> {
     caller.require(PAYMENT_CHARGE)?;
     let req: PayRequest = body.parse()?;
-    if req.price < 0 || req.qty < 1 {
-        return Err(ApiError::unprocessable("price must be >= 0 and qty >= 1"));
-    }
+    domain::check_charge(req.price, req.qty).map_err(|why| problem(PaymentError::Invalid(why)))?;
     let facts = OrderFacts {
         order_id: req.order_id,
         menu_name: req.menu_name,
@@ -70,7 +85,8 @@ async fn pay(
     };
     let payment = svc
         .pay(facts, req.card, Principal::system().actor(), deadline)
-        .await?;
+        .await
+        .map_err(problem)?;
     Ok((StatusCode::CREATED, Json(payment)))
 }
 
@@ -86,23 +102,9 @@ async fn list(
     State(svc): State<PaymentService>,
     who: Principal,
 ) -> Result<Json<Vec<Payment>>, ApiError> {
-    let (filter, id) = match who.role {
-        Role::Customer => ("customer_id = ?", who.user_id),
-        Role::Owner => ("store_id = ?", who.store_id.unwrap_or(-1)),
-        Role::Admin => ("? = 0", 0),
-        Role::Rider => return Err(ApiError::forbidden("riders see no payments")),
-    };
-    let rows = sql::query(format!(
-        "SELECT {COLUMNS} FROM payments WHERE {filter} ORDER BY id DESC LIMIT 1000"
-    ))
-    .bind(id)
-    .fetch_all(&svc.db)
-    .await?;
-    let payments = rows
-        .iter()
-        .map(crate::record::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(payments))
+    let owner = order_access::listed_for(who.role, who.user_id, who.store_id)
+        .ok_or_else(|| problem(PaymentError::Forbidden("riders see no payments")))?;
+    Ok(Json(storage::list(&svc.db, owner).await?))
 }
 
 #[utoipa::path(
@@ -119,21 +121,21 @@ async fn show(
     who: Principal,
     ApiPath(order_id): ApiPath<i64>,
 ) -> Result<Json<Payment>, ApiError> {
+    // Someone else's payment is answered 404, as if it did not exist.
     let payment = svc
         .db
-        .read(|conn| Box::pin(crate::record::by_order(conn, order_id)))
+        .read(|conn| Box::pin(storage::by_order(conn, order_id)))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))?;
-    let mine = match who.role {
-        Role::Admin => true,
-        Role::Customer => payment.customer_id == who.user_id,
-        Role::Owner => Some(payment.store_id) == who.store_id,
-        Role::Rider => false,
-    };
-    if !mine {
-        return Err(ApiError::not_found(format!(
-            "no payment for order {order_id}"
-        )));
-    }
-    Ok(Json(payment))
+        .filter(|p| {
+            order_access::may_see(
+                who.role,
+                who.user_id,
+                who.store_id,
+                p.customer_id,
+                p.store_id,
+            )
+        });
+    payment
+        .map(Json)
+        .ok_or_else(|| problem(PaymentError::NotFound(order_id)))
 }

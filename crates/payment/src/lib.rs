@@ -2,27 +2,36 @@
 //! order, idempotent by order id) and refunds it when the order is
 //! cancelled, rejected or given up.
 //!
+//! Its rooms, as in every service:
+//! - [`domain`]: the rules, pure: what a charge comes to, what a refund
+//!   does, the event of each;
+//! - [`storage`]: every SQL statement;
+//! - [`http`]: the API, thin; [`error::PaymentError`] becomes
+//!   problem+json there, once;
+//! - `events`: refunds for orders cancelled, rejected or given up.
+//!
 //! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
 //! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
+pub mod domain;
+pub mod error;
 mod events;
-mod http;
-pub mod record;
+pub mod http;
+pub mod storage;
 
-use axum::extract::FromRef;
 use contracts::event::OrderFacts;
 use platform::deadline::Deadline;
 use platform::service::{ready, ServiceDescription, Started, Starting, Supplies};
 use platform::{Db, TokenKeys};
 use utoipa::OpenApi as _;
 
+pub use domain::DECLINED_TEST_CARD;
+pub use error::PaymentError;
 pub use events::PaymentEvents;
 pub use http::{router, PaymentApi};
-pub use record::{Payment, PaymentStatus};
+pub use storage::{Payment, PaymentStatus};
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Payment as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -37,20 +46,13 @@ fn start(Supplies { db, keys, .. }: Supplies) -> Starting {
     ready(Started::serving(router(PaymentService { db, keys })).consuming(handler))
 }
 
-/// The documented test card that is always declined.
-pub const DECLINED_TEST_CARD: &str = "4000000000000002";
-
 #[derive(Clone)]
 pub struct PaymentService {
     pub db: Db,
     pub keys: TokenKeys,
 }
 
-impl FromRef<PaymentService> for TokenKeys {
-    fn from_ref(s: &PaymentService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
+platform::token_keys_in!(PaymentService);
 
 impl PaymentService {
     /// Pays for an order once. A second call for the same order returns the
@@ -63,31 +65,23 @@ impl PaymentService {
         card: Option<String>,
         actor: String,
         deadline: Deadline,
-    ) -> Result<Payment, platform::ApiError> {
-        let payment = self
-            .db
+    ) -> Result<Payment, PaymentError> {
+        self.db
             .write(move |tx| {
                 Box::pin(async move {
-                    if deadline.passed() {
-                        if let Some(existing) = record::by_order(tx, facts.order_id).await? {
-                            return Ok(existing);
-                        }
-                        tracing::info!(
-                            order_id = facts.order_id,
-                            "payment refused: the order stopped waiting for it"
-                        );
-                        return Err(platform::ApiError::new(
-                            axum::http::StatusCode::GATEWAY_TIMEOUT,
-                            "Deadline passed",
-                            "the caller stopped waiting; nothing was charged",
-                        ));
+                    if !deadline.passed() {
+                        return Ok(storage::pay(tx, &facts, card.as_deref(), &actor).await?);
                     }
-                    Ok::<_, platform::ApiError>(
-                        record::pay(tx, &facts, card.as_deref(), &actor).await?,
-                    )
+                    if let Some(existing) = storage::by_order(tx, facts.order_id).await? {
+                        return Ok(existing);
+                    }
+                    tracing::info!(
+                        order_id = facts.order_id,
+                        "payment refused: the order stopped waiting for it"
+                    );
+                    Err(PaymentError::DeadlinePassed)
                 })
             })
-            .await?;
-        Ok(payment)
+            .await
     }
 }

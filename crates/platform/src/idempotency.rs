@@ -128,6 +128,51 @@ fn is_write(method: &Method) -> bool {
     )
 }
 
+/// What makes two requests under one key the same request: method, path
+/// and body.
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_str());
+    hasher.update(b" ");
+    hasher.update(path);
+    hasher.update(b"\n");
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}
+
+fn mismatch() -> Response {
+    ApiError::unprocessable("this Idempotency-Key was already used for a different request")
+        .into_response()
+}
+
+/// The key's first attempt is still at work: 409, and when to ask again.
+fn busy(retry_after: Duration) -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::CONFLICT,
+        "Conflict",
+        "a request with this Idempotency-Key is still in progress; retry later",
+    )
+    .into_response();
+    let secs = retry_after.as_secs().max(1);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+/// The answer stored for the key, marked as a replay.
+fn replay(status: StatusCode, body: Vec<u8>, content_type: Option<String>) -> Response {
+    let mut resp = (status, body).into_response();
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+/// Runs a keyed write once per key and answers its retries with the stored
+/// answer; the request runs to its end on a task of its own, so a client
+/// that hangs up cannot leave its key claimed and unanswered.
 pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) -> Response {
     let Some(key) = req.headers().get(HEADER).cloned() else {
         return next.run(req).await;
@@ -159,47 +204,18 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
         Ok(b) => b,
         Err(e) => return crate::problem::unreadable_body(&e).into_response(),
     };
-    let mut hasher = Sha256::new();
-    hasher.update(parts.method.as_str());
-    hasher.update(b" ");
-    hasher.update(parts.uri.path());
-    hasher.update(b"\n");
-    hasher.update(&bytes);
-    let fingerprint = hex::encode(hasher.finalize());
+    let fingerprint = fingerprint(&parts.method, parts.uri.path(), &bytes);
     parts.extensions.insert(IdempotencyKey(key.clone()));
     let req = Request::from_parts(parts, Body::from(bytes));
 
     // From here the request runs to its end and its answer is stored, even
     // if the client is gone.
     let run = tokio::spawn(async move {
-        let claim = claim(&idem, principal.clone(), key.clone(), fingerprint).await;
-        match claim {
+        match claim(&idem, principal.clone(), key.clone(), fingerprint).await {
             Err(e) => e.into_response(),
-            Ok(Claim::Mismatch) => ApiError::unprocessable(
-                "this Idempotency-Key was already used for a different request",
-            )
-            .into_response(),
-            Ok(Claim::Busy { retry_after }) => {
-                let mut resp = ApiError::new(
-                    StatusCode::CONFLICT,
-                    "Conflict",
-                    "a request with this Idempotency-Key is still in progress; retry later",
-                )
-                .into_response();
-                let secs = retry_after.as_secs().max(1);
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                resp
-            }
-            Ok(Claim::Replay(status, body, content_type)) => {
-                let mut resp = (status, body).into_response();
-                if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                    resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-                }
-                resp.headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                resp
-            }
+            Ok(Claim::Mismatch) => mismatch(),
+            Ok(Claim::Busy { retry_after }) => busy(retry_after),
+            Ok(Claim::Replay(status, body, content_type)) => replay(status, body, content_type),
             Ok(claim @ (Claim::First | Claim::TakenOver)) => {
                 if claim == Claim::TakenOver {
                     tracing::warn!(

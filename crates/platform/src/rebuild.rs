@@ -77,17 +77,13 @@ pub enum RebuildError {
 }
 
 /// Where the new copy stands after one transaction.
-enum Step {
-    Behind {
-        at: i64,
-        replayed: usize,
-        buried: usize,
-    },
-    Swapped {
-        at: i64,
-        replayed: usize,
-        buried: usize,
-    },
+struct Step {
+    /// The log position it holds every event up to.
+    at: i64,
+    replayed: usize,
+    buried: usize,
+    /// It caught up and is the served view now.
+    swapped: bool,
 }
 
 /// Applies `events` to the new copy. An event that fails there becomes a
@@ -146,22 +142,7 @@ async fn rebuild_once(
     log: &EventLog,
 ) -> Result<Rebuilt, RebuildError> {
     let shadow = view.rebuilding();
-    let (v, h) = (view.clone(), shadow.clone());
-    let snapshot = db
-        .write(move |conn| {
-            Box::pin(async move {
-                v.clear(conn).await?;
-                sql::query(format!("DELETE FROM {}", h.inbox()))
-                    .execute(&mut *conn)
-                    .await?;
-                v.seed(conn).await?;
-                let at = snapshot_position_in(conn, v.served()).await?;
-                set_position(conn, h.name(), at).await?;
-                Ok::<_, sqlx::Error>(at)
-            })
-        })
-        .await?;
-
+    let snapshot = start_from_snapshot(view.clone(), shadow.clone(), db).await?;
     let mut done = Rebuilt {
         snapshot,
         replayed: 0,
@@ -171,75 +152,112 @@ async fn rebuild_once(
     loop {
         let from = done.position;
         let batch = log.read_after(from, BATCH).await?;
-        let near_tip = (batch.len() as i64) < BATCH;
         let (v, h, log) = (view.clone(), shadow.clone(), log.clone());
         let step = db
-            .write(move |conn| {
-                Box::pin(async move {
-                    if position_in(conn, h.name()).await? != from {
-                        return Err(RebuildError::Superseded);
-                    }
-                    let mut at = batch.last().map_or(from, |e| e.seq);
-                    let mut replayed = batch.len();
-                    let mut buried = replay_into(h.as_ref(), conn, &batch).await?;
-                    if !near_tip {
-                        set_position(conn, h.name(), at).await?;
-                        return Ok(Step::Behind { at, replayed, buried });
-                    }
-                    // The served consumer cannot move while this transaction
-                    // holds the write lock: catch up with it here, then swap.
-                    let served = position_in(conn, v.served()).await?;
-                    while at < served {
-                        let rest = log.read_after(at, served - at).await?;
-                        let Some(last) = rest.last() else { break };
-                        at = last.seq;
-                        replayed += rest.len();
-                        buried += replay_into(h.as_ref(), conn, &rest).await?;
-                    }
-                    v.swap(conn).await?;
-                    sql::query("DELETE FROM inbox").execute(&mut *conn).await?;
-                    sql::query(format!(
-                        "INSERT INTO inbox (event_id, handled_at) SELECT event_id, handled_at FROM {}",
-                        h.inbox()
-                    ))
-                    .execute(&mut *conn)
-                    .await?;
-                    sql::query(format!("DELETE FROM {}", h.inbox()))
-                        .execute(&mut *conn)
-                        .await?;
-                    sql::query("DELETE FROM consumer_cursor WHERE consumer = ?")
-                        .bind(h.name())
-                        .execute(&mut *conn)
-                        .await?;
-                    // Never backwards: a served batch read before this
-                    // commit finds the position changed and lands nowhere.
-                    set_position(conn, v.served(), at.max(served)).await?;
-                    Ok(Step::Swapped { at: at.max(served), replayed, buried })
-                })
-            })
+            .write(move |conn| Box::pin(replay_batch(v, h, log, conn, from, batch)))
             .await?;
-        match step {
-            Step::Behind {
-                at,
-                replayed,
-                buried,
-            } => {
-                done.position = at;
-                done.replayed += replayed;
-                done.buried += buried;
-            }
-            Step::Swapped {
-                at,
-                replayed,
-                buried,
-            } => {
-                done.position = at;
-                done.replayed += replayed;
-                done.buried += buried;
-                return Ok(done);
-            }
+        done.position = step.at;
+        done.replayed += step.replayed;
+        done.buried += step.buried;
+        if step.swapped {
+            return Ok(done);
         }
     }
+}
+
+/// Empties the new copy, seeds it with the served view's snapshot and puts
+/// its position there; returns that position.
+async fn start_from_snapshot(
+    view: Arc<dyn RebuildableView>,
+    shadow: Arc<dyn EventHandler>,
+    db: &Db,
+) -> Result<i64, sqlx::Error> {
+    db.write(move |conn| {
+        Box::pin(async move {
+            view.clear(conn).await?;
+            sql::query(format!("DELETE FROM {}", shadow.inbox()))
+                .execute(&mut *conn)
+                .await?;
+            view.seed(conn).await?;
+            let at = snapshot_position_in(conn, view.served()).await?;
+            set_position(conn, shadow.name(), at).await?;
+            Ok::<_, sqlx::Error>(at)
+        })
+    })
+    .await
+}
+
+/// One transaction of the rebuild: applies a batch read after `from` to the
+/// new copy; near the log's tip, catches up with the served view and swaps.
+async fn replay_batch(
+    view: Arc<dyn RebuildableView>,
+    shadow: Arc<dyn EventHandler>,
+    log: EventLog,
+    conn: &mut Conn,
+    from: i64,
+    batch: Vec<LoggedEvent>,
+) -> Result<Step, RebuildError> {
+    if position_in(conn, shadow.name()).await? != from {
+        return Err(RebuildError::Superseded);
+    }
+    let near_tip = (batch.len() as i64) < BATCH;
+    let mut at = batch.last().map_or(from, |e| e.seq);
+    let mut replayed = batch.len();
+    let mut buried = replay_into(shadow.as_ref(), conn, &batch).await?;
+    if !near_tip {
+        set_position(conn, shadow.name(), at).await?;
+        return Ok(Step {
+            at,
+            replayed,
+            buried,
+            swapped: false,
+        });
+    }
+    // The served consumer cannot move while this transaction holds the
+    // write lock: catch up with it here, then swap.
+    let served = position_in(conn, view.served()).await?;
+    while at < served {
+        let rest = log.read_after(at, served - at).await?;
+        let Some(last) = rest.last() else { break };
+        at = last.seq;
+        replayed += rest.len();
+        buried += replay_into(shadow.as_ref(), conn, &rest).await?;
+    }
+    swap(view.as_ref(), shadow.as_ref(), conn).await?;
+    // Never backwards: a served batch read before this commit finds the
+    // position changed and lands nowhere.
+    let at = at.max(served);
+    set_position(conn, view.served(), at).await?;
+    Ok(Step {
+        at,
+        replayed,
+        buried,
+        swapped: true,
+    })
+}
+
+/// Serves the new copy: its tables, its inbox and no cursor of its own.
+async fn swap(
+    view: &dyn RebuildableView,
+    shadow: &dyn EventHandler,
+    conn: &mut Conn,
+) -> Result<(), sqlx::Error> {
+    view.swap(conn).await?;
+    sql::query("DELETE FROM inbox").execute(&mut *conn).await?;
+    sql::query(format!(
+        "INSERT INTO inbox (event_id, handled_at) SELECT event_id, handled_at FROM {}",
+        shadow.inbox()
+    ))
+    .execute(&mut *conn)
+    .await?;
+    sql::query(format!("DELETE FROM {}", shadow.inbox()))
+        .execute(&mut *conn)
+        .await?;
+    sql::query("DELETE FROM consumer_cursor WHERE consumer = ?")
+        .bind(shadow.name())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The log position a view's snapshot holds every event up to.

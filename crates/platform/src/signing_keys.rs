@@ -28,7 +28,10 @@ pub enum KeyError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0} may be read by others (group or world permissions); run chmod 600 on it")]
+    #[error(
+        "{0} may be read by others (group or world permissions); run chmod 600 on it \
+         (a key root owns may also be 640, for its group)"
+    )]
     Readable(PathBuf),
     #[error("{0} is not an Ed25519 private key in PKCS#8 PEM")]
     NotPrivate(String),
@@ -165,17 +168,28 @@ fn kid_of(raw: &[u8; 32]) -> String {
     hex::encode(&Sha256::digest(raw)[..8])
 }
 
+/// A private key must be its owner's alone (0600 or less), or, when root
+/// owns it, also readable by its group and nothing more (0640 or less): the
+/// rule PostgreSQL keeps for its TLS key. The second is how Kubernetes
+/// hands a Secret to a non-root process: root's file, the pod's `fsGroup`
+/// as its group, group-readable whatever `defaultMode` says.
 #[cfg(unix)]
 fn refuse_readable_by_others(path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::metadata(path).map_err(|source| KeyError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    if meta.permissions().mode() & 0o077 != 0 {
+    if !private_enough(meta.permissions().mode(), meta.uid()) {
         return Err(KeyError::Readable(path.to_path_buf()));
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn private_enough(mode: u32, owner: u32) -> bool {
+    let others = if owner == 0 { 0o037 } else { 0o077 };
+    mode & others == 0
 }
 
 #[cfg(not(unix))]
@@ -267,11 +281,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         generate_pair(dir.path(), "token").expect("generate");
         let path = dir.path().join("token.key");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(matches!(
             PrivateKey::read(&path),
             Err(KeyError::Readable(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_may_be_its_owners_alone_or_roots_shared_with_its_group_only() {
+        let (user, root) = (65532, 0);
+        for mode in [0o600, 0o400] {
+            assert!(private_enough(mode, user), "{mode:o}");
+            assert!(private_enough(mode, root), "{mode:o}");
+        }
+        // A Kubernetes Secret mounted for a pod with an fsGroup.
+        assert!(private_enough(0o440, root));
+        assert!(private_enough(0o640, root));
+        for mode in [0o440, 0o640, 0o604, 0o644] {
+            assert!(!private_enough(mode, user), "{mode:o} of a user");
+        }
+        for mode in [0o660, 0o604, 0o644, 0o444] {
+            assert!(!private_enough(mode, root), "{mode:o} of root");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ impl EventHandler for StoreEvents {
     }
 
     async fn handle(&self, conn: &mut Conn, event: &Event) -> Result<(), HandlerError> {
-        crate::store_order::receive(conn, &event.facts(), StoreOrderStatus::Received, None).await?;
+        crate::storage::receive(conn, &event.facts(), StoreOrderStatus::Received, None).await?;
         Ok(())
     }
 }

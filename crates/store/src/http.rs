@@ -1,23 +1,24 @@
-//! Store's HTTP API: stores, menus, and the owner's order list.
+//! Store's HTTP API: stores, menus, and the owner's order list. Each
+//! handler extracts and parses, asks the domain and storage, and answers;
+//! every [`StoreError`] becomes problem+json in `problem`, and only there.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use contracts::Role;
+use platform::list_query;
 use platform::openapi::{
     BadBody, BadParams, Common, Conflict, Forbidden, NotFound, Problem, PROBLEM_JSON,
 };
-use platform::sql;
 use platform::{ApiError, ApiPath, ApiQuery, JsonBody, Principal};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::domain::{StoreAction, StoreOrderStatus};
-use crate::menu::{self, Menu, Store};
-use crate::store_order::{self, ChangeError, StoreOrder, COLUMNS};
+use crate::domain::{self, StoreAction, StoreOrderStatus};
+use crate::error::StoreError;
+use crate::storage::{self, Menu, Store, StoreOrder};
 use crate::StoreService;
-
-pub const MAX_PRICE: i64 = 10_000_000;
 
 /// Store's operations, as `/openapi.json` describes them.
 #[derive(utoipa::OpenApi)]
@@ -42,6 +43,28 @@ pub fn router(service: StoreService) -> Router {
         .with_state(service)
 }
 
+/// The one mapping from Store's errors to problem+json.
+fn problem(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Invalid(detail) => ApiError::unprocessable(detail),
+        StoreError::Forbidden(why) => ApiError::forbidden(why),
+        StoreError::MenuNotFound(_) | StoreError::NotInList { .. } => {
+            ApiError::not_found(e.to_string())
+        }
+        StoreError::Illegal(t) => decided(t.to_string(), t.current),
+        StoreError::Decided(status) => decided(e.to_string(), status),
+        StoreError::Db(e) => e.into(),
+        StoreError::Internal(detail) => ApiError::internal(detail),
+    }
+}
+
+/// A 409 naming the order's status as the customer sees it and the
+/// kitchen's own.
+fn decided(detail: String, status: StoreOrderStatus) -> ApiError {
+    ApiError::conflict(detail, status.order_status().as_str())
+        .with("cookStatus", json!(status.as_str()))
+}
+
 #[utoipa::path(
     get,
     path = "/stores",
@@ -50,7 +73,7 @@ pub fn router(service: StoreService) -> Router {
     responses((status = 200, description = "The stores", body = Vec<Store>))
 )]
 async fn stores(State(svc): State<StoreService>) -> Result<Json<Vec<Store>>, ApiError> {
-    Ok(Json(menu::stores(&svc.db).await?))
+    Ok(Json(storage::stores(&svc.db).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -78,10 +101,10 @@ async fn menus(
     ApiQuery(q): ApiQuery<MenuQuery>,
 ) -> Result<Json<Vec<Menu>>, ApiError> {
     if let Some(name) = q.name.as_deref() {
-        let found = menu::by_name(&svc.db, name.trim()).await?;
+        let found = storage::menu_by_name(&svc.db, name.trim()).await?;
         return Ok(Json(found.into_iter().collect()));
     }
-    Ok(Json(menu::list(&svc.db, q.store_id).await?))
+    Ok(Json(storage::menus(&svc.db, q.store_id).await?))
 }
 
 #[utoipa::path(
@@ -96,10 +119,10 @@ async fn show_menu(
     State(svc): State<StoreService>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Menu>, ApiError> {
-    menu::by_id(&svc.db, id)
+    storage::menu_by_id(&svc.db, id)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
+        .ok_or_else(|| problem(StoreError::MenuNotFound(id)))
 }
 
 /// A new menu item.
@@ -118,23 +141,6 @@ struct NewMenu {
     available: Option<bool>,
 }
 
-fn check_menu_fields(name: Option<&str>, price: Option<i64>) -> Result<(), ApiError> {
-    if let Some(name) = name {
-        let len = name.trim().chars().count();
-        if len == 0 || len > 100 {
-            return Err(ApiError::unprocessable("name must be 1 to 100 characters"));
-        }
-    }
-    if let Some(price) = price {
-        if !(0..=MAX_PRICE).contains(&price) {
-            return Err(ApiError::unprocessable(format!(
-                "price must be between 0 and {MAX_PRICE} KRW"
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[utoipa::path(
     post,
     path = "/menus",
@@ -151,54 +157,25 @@ async fn create_menu(
 ) -> Result<(StatusCode, Json<Menu>), ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
     let req: NewMenu = body.parse()?;
-    check_menu_fields(Some(&req.name), Some(req.price))?;
-    let store_id = match who.role {
-        Role::Admin => req
-            .store_id
-            .ok_or_else(|| ApiError::unprocessable("storeId is required"))?,
-        _ => {
-            let own = who
-                .store_id
-                .ok_or_else(|| ApiError::forbidden("you run no store"))?;
-            if req.store_id.is_some_and(|s| s != own) {
-                return Err(ApiError::forbidden(
-                    "you may add menus only to your own store",
-                ));
-            }
-            own
-        }
-    };
-    let exists: Option<i64> = sql::query_scalar("SELECT id FROM stores WHERE id = ?")
-        .bind(store_id)
-        .fetch_optional(&svc.db)
-        .await?;
-    if exists.is_none() {
-        return Err(ApiError::unprocessable(format!(
-            "store {store_id} does not exist"
-        )));
+    domain::check_menu_fields(Some(&req.name), Some(req.price)).map_err(|e| problem(e.into()))?;
+    let store_id =
+        domain::menu_store(who.role, who.store_id, req.store_id).map_err(|e| problem(e.into()))?;
+    if !storage::store_exists(&svc.db, store_id).await? {
+        let missing = format!("store {store_id} does not exist");
+        return Err(problem(StoreError::Invalid(missing)));
     }
-    let now = platform::clock::now_ms();
-    let id: i64 = svc
+    let available = req.available.unwrap_or(true);
+    let id = svc
         .db
         .write(move |conn| {
             Box::pin(async move {
-                sql::query_scalar(
-                    "INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                )
-                .bind(store_id)
-                .bind(req.name.trim())
-                .bind(req.price)
-                .bind(req.available.unwrap_or(true))
-                .bind(now)
-                .bind(now)
-                .fetch_one(conn)
-                .await
+                storage::add_menu(conn, store_id, req.name.trim(), req.price, available).await
             })
         })
         .await?;
-    let created = menu::by_id(&svc.db, id)
+    let created = storage::menu_by_id(&svc.db, id)
         .await?
-        .ok_or_else(|| ApiError::internal("menu vanished"))?;
+        .ok_or_else(|| problem(StoreError::Internal("menu vanished")))?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -232,34 +209,24 @@ async fn update_menu(
 ) -> Result<Json<Menu>, ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
     let req: MenuChange = body.parse()?;
-    check_menu_fields(req.name.as_deref(), req.price)?;
-    let current = menu::by_id(&svc.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))?;
-    if !who.is_admin() && Some(current.store_id) != who.store_id {
-        return Err(ApiError::not_found(format!("menu {id} not found")));
+    domain::check_menu_fields(req.name.as_deref(), req.price).map_err(|e| problem(e.into()))?;
+    let current = storage::menu_by_id(&svc.db, id).await?;
+    // Another store's item is answered as missing, so ids reveal nothing.
+    if !current.is_some_and(|m| domain::may_handle(who.role, who.store_id, m.store_id)) {
+        return Err(problem(StoreError::MenuNotFound(id)));
     }
-    let now = platform::clock::now_ms();
     svc.db
         .write(move |conn| {
             Box::pin(async move {
-                sql::query(
-                    "UPDATE menus SET name = COALESCE(?, name), price = COALESCE(?, price), available = COALESCE(?, available), updated_at = ? WHERE id = ?",
-                )
-                .bind(req.name.as_deref().map(str::trim))
-                .bind(req.price)
-                .bind(req.available)
-                .bind(now)
-                .bind(id)
-                .execute(conn)
-                .await
+                let name = req.name.as_deref().map(str::trim);
+                storage::change_menu(conn, id, name, req.price, req.available).await
             })
         })
         .await?;
-    menu::by_id(&svc.db, id)
+    storage::menu_by_id(&svc.db, id)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("menu {id} not found")))
+        .ok_or_else(|| problem(StoreError::MenuNotFound(id)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -285,32 +252,13 @@ async fn list_orders(
     ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> Result<Json<Vec<StoreOrder>>, ApiError> {
     who.require(&[Role::Owner, Role::Admin])?;
-    let store = if who.is_admin() {
-        None
-    } else {
-        Some(who.store_id.unwrap_or(-1))
-    };
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(
-            StoreOrderStatus::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?,
-        ),
-    };
-    let rows = sql::query(format!(
-        "SELECT {COLUMNS} FROM store_orders WHERE (?1 IS NULL OR store_id = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY order_id DESC LIMIT 1000"
-    ))
-    .bind(store)
-    .bind(status.map(|s| s.as_str()))
-    .fetch_all(&svc.db)
-    .await?;
-    let orders = rows
-        .iter()
-        .map(StoreOrder::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(orders))
+    let status = list_query::status_filter(q.status.as_deref(), StoreOrderStatus::parse)?;
+    let store = domain::kitchen_of(who.role, who.store_id);
+    Ok(Json(storage::list(&svc.db, store, status).await?))
 }
 
+/// The order if `who` may handle it; another store's order is answered
+/// 404, as if it were not in any list, so ids reveal nothing.
 async fn visible(
     svc: &StoreService,
     who: &Principal,
@@ -319,16 +267,14 @@ async fn visible(
     who.require(&[Role::Owner, Role::Admin])?;
     let so = svc
         .db
-        .read(|conn| Box::pin(store_order::load(conn, order_id)))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {order_id} is not in a store's list")))?;
-    if who.is_admin() || Some(so.store_id) == who.store_id {
-        Ok(so)
-    } else {
-        Err(ApiError::not_found(format!(
-            "order {order_id} is not in your store's list"
-        )))
-    }
+        .read(|conn| Box::pin(storage::load(conn, order_id)))
+        .await?;
+    let whose = match so {
+        Some(so) if domain::may_handle(who.role, who.store_id, so.store_id) => return Ok(so),
+        Some(_) => "your store's",
+        None => "a store's",
+    };
+    Err(problem(StoreError::NotInList { order_id, whose }))
 }
 
 #[utoipa::path(
@@ -369,21 +315,11 @@ async fn decide(
         .db
         .write(move |conn| {
             Box::pin(async move {
-                store_order::change(conn, order_id, action, &actor, reason.as_deref())
-                    .await
-                    .map_err(|e| match e {
-                        ChangeError::NotFound(id) => {
-                            ApiError::not_found(format!("order {id} is not in the store's list"))
-                        }
-                        ChangeError::Illegal(t) => {
-                            ApiError::conflict(t.to_string(), t.current.order_status().as_str())
-                                .with("cookStatus", serde_json::json!(t.current.as_str()))
-                        }
-                        ChangeError::Db(e) => e.into(),
-                    })
+                storage::change(conn, order_id, action, &actor, reason.as_deref()).await
             })
         })
-        .await?;
+        .await
+        .map_err(problem)?;
     Ok(Json(changed))
 }
 
@@ -451,18 +387,8 @@ async fn reject(
             })?
             .unwrap_or_default()
     };
-    let reason = reason
-        .reason
-        .map(|r| r.trim().chars().take(200).collect::<String>())
-        .filter(|r| !r.is_empty());
-    decide(
-        svc,
-        who,
-        id,
-        StoreAction::Reject,
-        Some(reason.unwrap_or_else(|| "rejected by the store".into())),
-    )
-    .await
+    let reason = domain::rejection_reason(reason.reason.as_deref());
+    decide(svc, who, id, StoreAction::Reject, Some(reason)).await
 }
 
 /// The store agreed to a cancel.
@@ -510,15 +436,9 @@ async fn cancel(
         customer_id: req.customer_id,
         correlation_id: req.correlation_id,
     };
-    match svc.cancel(facts, req.actor).await? {
-        Ok(()) => Ok(Json(StoreCancelled {
-            order_id,
-            cook_status: StoreOrderStatus::Cancelled,
-        })),
-        Err(status) => Err(ApiError::conflict(
-            format!("the store already decided: {}", status.as_str()),
-            status.order_status().as_str(),
-        )
-        .with("cookStatus", serde_json::json!(status.as_str()))),
-    }
+    svc.cancel(facts, req.actor).await.map_err(problem)?;
+    Ok(Json(StoreCancelled {
+        order_id,
+        cook_status: StoreOrderStatus::Cancelled,
+    }))
 }

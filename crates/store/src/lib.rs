@@ -2,29 +2,36 @@
 //! the owner accepts, rejects and finishes cooking. The store is where an
 //! accept and a customer's cancel meet, so it decides which one wins.
 //!
+//! Its rooms, as in every service:
+//! - [`domain`]: the rules, pure: the store order's state machine and the
+//!   event of each action, the store's side of a cancel, who may handle an
+//!   order or a menu, and what a menu item may be;
+//! - [`storage`]: every SQL statement (store orders, menus, stores);
+//! - [`http`]: the API, thin; [`error::StoreError`] becomes problem+json
+//!   there, once;
+//! - `events`: paid orders arriving in the list from `MenuOrdered`.
+//!
 //! [`SERVICE`] describes it to the shapes that run it (`platform::service`):
 //! name, port, gateway paths, migrations, OpenAPI, events, and `start`.
 
 pub mod domain;
+pub mod error;
 mod events;
-mod http;
-pub mod menu;
-pub mod store_order;
+pub mod http;
+pub mod storage;
 
-use axum::extract::FromRef;
 use platform::service::{
     ready, Seeding, ServiceDescription, StartError, Started, Starting, Supplies,
 };
-use platform::sql;
 use platform::{Db, TokenKeys};
 use utoipa::OpenApi as _;
 
+pub use error::StoreError;
 pub use events::StoreEvents;
 pub use http::{router, StoreApi};
+pub use storage::seed_demo;
 
-pub fn migrations() -> platform::Migrations {
-    platform::migrations!()
-}
+platform::service_migrations!();
 
 /// Store as the shapes run it (see `platform::service`).
 pub const SERVICE: ServiceDescription =
@@ -55,79 +62,26 @@ pub struct StoreService {
     pub keys: TokenKeys,
 }
 
-impl FromRef<StoreService> for TokenKeys {
-    fn from_ref(s: &StoreService) -> TokenKeys {
-        s.keys.clone()
-    }
-}
-
-/// Creates the demo stores and menus unless stores exist already. Store 1
-/// (owner 2) sells pizza at 1000 KRW, as in the original scenario.
-pub async fn seed_demo(db: &Db) -> Result<(), sqlx::Error> {
-    let count: i64 = sql::query_scalar("SELECT COUNT(*) FROM stores")
-        .fetch_one(db)
-        .await?;
-    if count > 0 {
-        return Ok(());
-    }
-    db.write(move |conn| {
-        Box::pin(async move {
-            let now = platform::clock::now_ms();
-            for (id, name, owner, address) in [
-                (1, "Hanwha Pizza", 2, "Suwon, Paldal-gu 1"),
-                (2, "Seoul Chicken", 3, "Seoul, Jung-gu 24"),
-            ] {
-                sql::query("INSERT INTO stores (id, name, owner_id, address) VALUES (?, ?, ?, ?)")
-                    .bind(id)
-                    .bind(name)
-                    .bind(owner)
-                    .bind(address)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            for (store, name, price) in [
-                (1, "pizza", 1000),
-                (1, "pasta", 8000),
-                (1, "cola", 1500),
-                (2, "fried chicken", 18000),
-                (2, "spicy chicken", 19000),
-                (2, "tteokbokki", 6000),
-            ] {
-                sql::query("INSERT INTO menus (store_id, name, price, available, created_at, updated_at) VALUES (?, ?, ?, TRUE, ?, ?)")
-                    .bind(store)
-                    .bind(name)
-                    .bind(price)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Ok(())
-        })
-    })
-    .await
-}
+platform::token_keys_in!(StoreService);
 
 impl StoreService {
-    pub async fn menu_by_id(&self, id: i64) -> Result<Option<menu::Menu>, sqlx::Error> {
-        menu::by_id(&self.db, id).await
+    pub async fn menu_by_id(&self, id: i64) -> Result<Option<storage::Menu>, sqlx::Error> {
+        storage::menu_by_id(&self.db, id).await
     }
 
-    pub async fn menu_by_name(&self, name: &str) -> Result<Option<menu::Menu>, sqlx::Error> {
-        menu::by_name(&self.db, name).await
+    pub async fn menu_by_name(&self, name: &str) -> Result<Option<storage::Menu>, sqlx::Error> {
+        storage::menu_by_name(&self.db, name).await
     }
 
-    /// The store's side of a cancel (see [`store_order::cancel`]); `Err`
-    /// carries the status the owner's decision left the order in.
+    /// The store's side of a cancel (see [`storage::cancel`]);
+    /// [`StoreError::Decided`] names the owner's decision.
     pub async fn cancel(
         &self,
         facts: contracts::event::OrderFacts,
         actor: String,
-    ) -> Result<Result<(), domain::StoreOrderStatus>, platform::ApiError> {
+    ) -> Result<(), StoreError> {
         self.db
-            .write(move |conn| {
-                Box::pin(async move { Ok(store_order::cancel(conn, &facts, &actor).await?) })
-            })
+            .write(move |conn| Box::pin(async move { storage::cancel(conn, &facts, &actor).await }))
             .await
     }
 }

@@ -250,9 +250,17 @@ async fn progress(stats: Arc<Stats>, pid: Option<u32>, rss_max: Arc<AtomicU64>, 
 /// Orders placed before an `order` run, for it to read.
 const ORDERS_TO_READ: usize = 5;
 
-/// Runs one load and returns its report.
-pub async fn execute(s: &Settings) -> Result<Report, LoadError> {
-    let client = Client::new(&s.target, s.plan.concurrency + 8, s.timeout)?;
+/// The accounts and orders a run starts from.
+struct Prepared {
+    customer: String,
+    owner: String,
+    rider: String,
+    order_ids: Vec<i64>,
+}
+
+/// Logs in, checks the menu is on sale and places the orders an `order`
+/// run reads, before the clock starts.
+async fn prepare(client: &Client, s: &Settings) -> Result<Prepared, LoadError> {
     let (customer, owner, rider) = if s.scenario.needs_users() {
         (
             client.login(&s.customer, &s.customer).await?,
@@ -289,26 +297,83 @@ pub async fn execute(s: &Settings) -> Result<Report, LoadError> {
             order_ids.extend(v["id"].as_i64());
         }
     }
+    Ok(Prepared {
+        customer,
+        owner,
+        rider,
+        order_ids,
+    })
+}
 
+/// Opens the customer's notification stream so each placed order's events
+/// are timed as they arrive; returns the lag tally and the follower task.
+async fn follow_lag(
+    client: &Client,
+    customer: &str,
+    stats: &Arc<Stats>,
+) -> Result<(Arc<Lag>, tokio::task::JoinHandle<()>), LoadError> {
+    let after = lag::latest_notification(client, customer).await?;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let lag = Arc::new(Lag::new(stats.clone()));
+    let follower = tokio::spawn(lag::follow_notifications(
+        client.base().to_string(),
+        customer.to_string(),
+        after,
+        lag.clone(),
+        ready_tx,
+    ));
+    // Until the stream is open, notifications would arrive late and
+    // inflate the lag; give it a few seconds at most.
+    let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+    Ok((lag, follower))
+}
+
+/// Lets the last notifications and status probes land, for at most 5 s.
+async fn wait_for_stragglers(lag: Option<&Lag>, probes: &AtomicU64) {
+    let grace = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < grace {
+        let unseen = lag.map_or(0, |l| l.unseen().values().sum::<u64>());
+        if unseen == 0 && probes.load(Ordering::Relaxed) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The server's memory around the run, from its /proc status.
+fn memory_around(pid: u32, before: Option<(u64, u64)>, rss_max: &AtomicU64) -> Memory {
+    let after = memory_of(pid);
+    let rss_now = after.map_or(0, |a| a.0);
+    Memory {
+        pid,
+        rss_before_kb: before.map_or(0, |b| b.0),
+        hwm_before_kb: before.map_or(0, |b| b.1),
+        rss_max_kb: rss_max.load(Ordering::Relaxed).max(rss_now),
+        hwm_after_kb: after.map_or(0, |a| a.1),
+    }
+}
+
+/// A name no earlier run used, for the Idempotency-Keys of this one.
+fn run_id() -> String {
+    format!(
+        "load-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    )
+}
+
+/// Runs one load and returns its report.
+pub async fn execute(s: &Settings) -> Result<Report, LoadError> {
+    let client = Client::new(&s.target, s.plan.concurrency + 8, s.timeout)?;
+    let prepared = prepare(&client, s).await?;
     let stats = Arc::new(Stats::new(Instant::now()));
-    let mut follower = None;
-    let lag = if s.scenario.places_orders() {
-        let after = lag::latest_notification(&client, &customer).await?;
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let lag = Arc::new(Lag::new(stats.clone()));
-        follower = Some(tokio::spawn(lag::follow_notifications(
-            client.base().to_string(),
-            customer.clone(),
-            after,
-            lag.clone(),
-            ready_tx,
-        )));
-        // Until the stream is open, notifications would arrive late and
-        // inflate the lag; give it a few seconds at most.
-        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
-        Some(lag)
+    let (lag, follower) = if s.scenario.places_orders() {
+        let (lag, follower) = follow_lag(&client, &prepared.customer, &stats).await?;
+        (Some(lag), Some(follower))
     } else {
-        None
+        (None, None)
     };
 
     let before = s.server_pid.and_then(memory_of);
@@ -328,18 +393,12 @@ pub async fn execute(s: &Settings) -> Result<Report, LoadError> {
         client: client.clone(),
         stats: stats.clone(),
         lag: lag.clone(),
-        customer: customer.into(),
-        owner: owner.into(),
-        rider: rider.into(),
+        customer: prepared.customer.into(),
+        owner: prepared.owner.into(),
+        rider: prepared.rider.into(),
         menu: s.menu.clone(),
-        run_id: format!(
-            "load-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis())
-        ),
-        order_ids,
+        run_id: run_id(),
+        order_ids: prepared.order_ids,
         status_every: s.status_every,
         event_timeout: s.event_timeout,
         probes: probes.clone(),
@@ -352,15 +411,7 @@ pub async fn execute(s: &Settings) -> Result<Report, LoadError> {
     .await;
     let elapsed = start.elapsed();
 
-    // Let the last notifications and status probes land (bounded).
-    let grace = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < grace {
-        let unseen = lag.as_ref().map_or(0, |l| l.unseen().values().sum::<u64>());
-        if unseen == 0 && probes.load(Ordering::Relaxed) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_stragglers(lag.as_deref(), &probes).await;
     ticker.abort();
     if let Some(f) = follower {
         f.abort();
@@ -369,17 +420,7 @@ pub async fn execute(s: &Settings) -> Result<Report, LoadError> {
         eprintln!();
     }
 
-    let memory = s.server_pid.map(|pid| {
-        let after = memory_of(pid);
-        let rss_now = after.map_or(0, |a| a.0);
-        Memory {
-            pid,
-            rss_before_kb: before.map_or(0, |b| b.0),
-            hwm_before_kb: before.map_or(0, |b| b.1),
-            rss_max_kb: rss_max.load(Ordering::Relaxed).max(rss_now),
-            hwm_after_kb: after.map_or(0, |a| a.1),
-        }
-    });
+    let memory = s.server_pid.map(|pid| memory_around(pid, before, &rss_max));
     let unseen: BTreeMap<String, u64> = lag
         .map(|l| {
             l.unseen()
