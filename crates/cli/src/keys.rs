@@ -152,12 +152,26 @@ pub enum KeysCommand {
         /// order's.
         #[arg(long, default_value = "token")]
         name: String,
+        /// Leave an existing pair as it is and succeed, for a container
+        /// that makes the keys on first start only (compose.yaml). Without
+        /// it an existing key is an error: a key is never overwritten.
+        #[arg(long)]
+        if_missing: bool,
     },
 }
 
 pub fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Generate { out, name } => {
+        KeysCommand::Generate {
+            out,
+            name,
+            if_missing,
+        } => {
+            let private = out.join(format!("{name}.key"));
+            if if_missing && private.exists() {
+                println!("{} exists: kept", private.display());
+                return Ok(());
+            }
             let public = signing_keys::generate_pair(&out, &name)?;
             println!(
                 "wrote {} (private, 0600) and {} (public, kid {})",

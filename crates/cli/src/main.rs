@@ -17,6 +17,7 @@ mod broker;
 mod events_api;
 mod first_start;
 mod fleet;
+mod health;
 mod keys;
 mod lifeline;
 mod listeners;
@@ -140,6 +141,10 @@ enum Command {
     /// Create accounts, set passwords and disable accounts on identity's
     /// database (e.g. the first admin).
     Users(users::Args),
+    /// Probe a running process's /actuator/health once: exit 0 on a 2xx
+    /// within the deadline, 1 otherwise (a container's HEALTHCHECK, with
+    /// no shell or curl in the image).
+    Health(health::Args),
 }
 
 impl Cli {
@@ -240,5 +245,6 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Users(args)) => users::run(args, &cli.data_dir).await,
         Some(Command::Load(args)) => Ok(load::run(args).await?),
         Some(Command::Ceilings(args)) => Ok(load::run_ceilings(args).await?),
+        Some(Command::Health(args)) => health::run(args, cli.listen).await,
     }
 }

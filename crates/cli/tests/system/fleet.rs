@@ -411,16 +411,7 @@ async fn seed_scenario(fleet: &Fleet) {
     drive_to_confirmed(&orders, &store, &delivery, order).await;
     let view = wait_history(&status, order, 7).await;
     assert_eq!(view["status"], "Confirmed");
-    eventually("the customer's notifications", || async {
-        let n = notifications.get("/notifications").await.body;
-        (n.as_array()?
-            .iter()
-            .filter(|x| x["orderId"] == order)
-            .count()
-            == 7)
-            .then_some(())
-    })
-    .await;
+    scenario::wait_notifications(&notifications, order, 7).await;
 
     // Cancel before the store accepts: refund and store cancellation across processes.
     let second = id(&orders

@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod containers;
 mod contract;
 mod database_restart;
 mod durability;

@@ -108,3 +108,20 @@ pub async fn drive_to_confirmed(customer: &Api, owner: &Api, rider: &Api, order:
     deliver(rider, customer, order).await;
     confirm(customer, order).await;
 }
+
+/// Waits until `reader` sees `count` notifications about the order.
+pub async fn wait_notifications(reader: &Api, order: i64, count: usize) {
+    eventually(
+        &format!("{count} notifications of order {order}"),
+        || async {
+            let n = reader.get("/notifications").await.body;
+            (n.as_array()?
+                .iter()
+                .filter(|x| x["orderId"] == order)
+                .count()
+                == count)
+                .then_some(())
+        },
+    )
+    .await;
+}
