@@ -100,14 +100,22 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the event log as JSON lines (like kafka-console-consumer).
+    /// Print the event log as JSON lines (like kafka-console-consumer);
+    /// with --kafka-brokers, the Kafka topic of a fleet instead.
     Events {
         /// Keep printing new events as they arrive.
         #[arg(long)]
         follow: bool,
         /// Start after this log position (0 = from the beginning).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, conflicts_with = "kafka_brokers")]
         from: i64,
+        /// Read the topic on these Kafka brokers (HOST:PORT[,...]), from its
+        /// beginning, instead of the all-in-one's log.
+        #[arg(long)]
+        kafka_brokers: Option<String>,
+        /// The Kafka topic to read.
+        #[arg(long, default_value = platform::kafka::DEFAULT_TOPIC, requires = "kafka_brokers")]
+        kafka_topic: String,
     },
     /// Rebuild a read model from the event log beside the served one and
     /// swap it in once it has caught up. Safe while the server runs: it
@@ -219,7 +227,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&openapi::all_in_one())?);
             Ok(())
         }
-        Some(Command::Events { follow, from }) => {
+        Some(Command::Events {
+            follow,
+            kafka_brokers: Some(brokers),
+            kafka_topic,
+            ..
+        }) => tools::print_topic(brokers, kafka_topic, follow).await,
+        Some(Command::Events { follow, from, .. }) => {
             tools::print_events(&cli.data_dir, from, follow).await
         }
         Some(Command::Rebuild { view }) => tools::rebuild(&cli.data_dir, view).await,

@@ -80,6 +80,32 @@ pub async fn print_events(data_dir: &Path, from: i64, follow: bool) -> anyhow::R
     }
 }
 
+/// Prints a Kafka topic's events as JSON lines, from its beginning, as a
+/// consumer written for the original system reads them; with `follow`,
+/// until Ctrl-C.
+pub async fn print_topic(brokers: String, topic: String, follow: bool) -> anyhow::Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let stdout = std::io::stdout();
+            platform::kafka::read_topic(&brokers, &topic, follow, &stop, |value| {
+                let mut out = stdout.lock();
+                out.write_all(value)?;
+                out.write_all(b"\n")?;
+                out.flush()
+            })
+            .with_context(|| format!("reading topic {topic} on {brokers}"))
+        })
+    };
+    let mut reader = std::pin::pin!(reader);
+    tokio::select! {
+        done = &mut reader => return done?,
+        _ = tokio::signal::ctrl_c() => stop.store(true, std::sync::atomic::Ordering::Relaxed),
+    }
+    reader.await?
+}
+
 /// Rebuilds a read model beside the served one and swaps it in once it has
 /// caught up; safe while the server runs, which keeps serving the old copy
 /// until then.

@@ -59,7 +59,10 @@ pub struct KafkaConfig {
 
 struct Inner {
     config: KafkaConfig,
-    producer: FutureProducer,
+    /// Replaced after a fatal error (an idempotent producer whose state the
+    /// broker lost, e.g. a broker restarted on storage that kept the
+    /// messages but not the producer ids): the client is unusable then.
+    producer: std::sync::Mutex<FutureProducer>,
     reachable: AtomicBool,
     partitions: i32,
     lags: Mutex<HashMap<String, Lag>>,
@@ -90,16 +93,7 @@ impl KafkaBus {
     /// learns how many partitions it has.
     pub async fn connect(config: KafkaConfig) -> Result<KafkaBus, TransportError> {
         ensure_topic(&config).await?;
-        let producer: FutureProducer = client_config(&config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set(
-                "message.timeout.ms",
-                PRODUCE_TIMEOUT.as_millis().to_string(),
-            )
-            .create()
-            .map_err(broker)?;
+        let producer = new_producer(&config.brokers)?;
         let partitions = {
             let (producer, topic) = (producer.clone(), config.topic.clone());
             tokio::task::spawn_blocking(move || {
@@ -122,7 +116,7 @@ impl KafkaBus {
         }
         let inner = Arc::new(Inner {
             config,
-            producer,
+            producer: std::sync::Mutex::new(producer),
             reachable: AtomicBool::new(true),
             partitions,
             lags: Mutex::new(HashMap::new()),
@@ -133,6 +127,23 @@ impl KafkaBus {
 
     pub fn topic(&self) -> &str {
         &self.inner.config.topic
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.inner.producer.lock().expect("producer").clone()
+    }
+
+    /// A producer in a fatal state is replaced; the relay's next try uses
+    /// the new one.
+    fn replace_if_fatal(&self, producer: &FutureProducer) {
+        let Some((code, reason)) = producer.client().fatal_error() else {
+            return;
+        };
+        tracing::warn!(%code, %reason, "the Kafka producer failed for good; starting a new one");
+        match new_producer(&self.inner.config.brokers) {
+            Ok(fresh) => *self.inner.producer.lock().expect("producer") = fresh,
+            Err(e) => tracing::warn!(error = %e, "cannot start a new Kafka producer"),
+        }
     }
 
     pub fn brokers(&self) -> &str {
@@ -242,6 +253,19 @@ fn read_lag(
     Ok(out)
 }
 
+fn new_producer(brokers: &str) -> Result<FutureProducer, TransportError> {
+    client_config(brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set(
+            "message.timeout.ms",
+            PRODUCE_TIMEOUT.as_millis().to_string(),
+        )
+        .create()
+        .map_err(broker)
+}
+
 /// Creates the topic unless it exists.
 async fn ensure_topic(config: &KafkaConfig) -> Result<(), TransportError> {
     let admin: AdminClient<DefaultClientContext> =
@@ -274,7 +298,8 @@ async fn watch(bus: Weak<Inner>) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let Some(inner) = bus.upgrade() else { return };
-        let (producer, topic) = (inner.producer.clone(), inner.config.topic.clone());
+        let producer = inner.producer.lock().expect("producer").clone();
+        let topic = inner.config.topic.clone();
         let answered = tokio::task::spawn_blocking(move || {
             producer
                 .client()
@@ -293,38 +318,51 @@ pub const TYPE_HEADER: &str = "type";
 #[async_trait]
 impl EventSink for KafkaBus {
     async fn publish(&self, _source: &str, events: &[NewEvent]) -> Result<(), TransportError> {
-        // Queue them all in order, then wait for every acknowledgement: the
-        // idempotent producer keeps the order and writes each once.
-        let mut acks = Vec::with_capacity(events.len());
-        for ev in events {
-            let key = ev.order_id.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: TYPE_HEADER,
-                    value: Some(ev.event_type.as_str()),
-                })
-                .insert(Header {
-                    key: "contentType",
-                    value: Some("application/json"),
-                });
-            let record = FutureRecord::to(&self.inner.config.topic)
-                .key(&key)
-                .payload(&ev.payload)
-                .headers(headers);
-            match self.inner.producer.send_result(record) {
-                Ok(ack) => acks.push(ack),
-                Err((e, _)) => return Err(broker(e)),
-            }
+        let producer = self.producer();
+        let sent = send_all(&producer, &self.inner.config.topic, events).await;
+        if sent.is_err() {
+            self.replace_if_fatal(&producer);
         }
-        for ack in acks {
-            match ack.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(broker(e)),
-                Err(_) => return Err(broker("the producer was dropped")),
-            }
-        }
-        Ok(())
+        sent
     }
+}
+
+/// Queues the events in order, then waits for every acknowledgement: the
+/// idempotent producer keeps the order and writes each once.
+async fn send_all(
+    producer: &FutureProducer,
+    topic: &str,
+    events: &[NewEvent],
+) -> Result<(), TransportError> {
+    let mut acks = Vec::with_capacity(events.len());
+    for ev in events {
+        let key = ev.order_id.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: TYPE_HEADER,
+                value: Some(ev.event_type.as_str()),
+            })
+            .insert(Header {
+                key: "contentType",
+                value: Some("application/json"),
+            });
+        let record = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&ev.payload)
+            .headers(headers);
+        match producer.send_result(record) {
+            Ok(ack) => acks.push(ack),
+            Err((e, _)) => return Err(broker(e)),
+        }
+    }
+    for ack in acks {
+        match ack.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(broker(e)),
+            Err(_) => return Err(broker("the producer was dropped")),
+        }
+    }
+    Ok(())
 }
 
 /// A message as the consumer engine reads it; its offset stands in for the
@@ -510,4 +548,66 @@ pub fn spawn_consumer(
 /// timeout plus a produce timeout (a relay's republish).
 pub fn redelivery_window() -> Duration {
     Duration::from_secs(6) + PRODUCE_TIMEOUT * 2 + Duration::from_secs(60)
+}
+
+/// Reads the topic from the beginning as a plain consumer (no group, no
+/// commits), giving each message's value to `each`, partition by partition
+/// in order; stops at the end the topic had when reading began, or, with
+/// `follow`, when `stop` is set.
+pub fn read_topic(
+    brokers: &str,
+    topic: &str,
+    follow: bool,
+    stop: &AtomicBool,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), TransportError> {
+    let consumer: BaseConsumer = client_config(brokers)
+        // Required by the client; nothing joins or commits under it.
+        .set(
+            "group.id",
+            format!("hanwha-reader-{}", uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(broker)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
+        .map_err(broker)?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len() as i32);
+    if partitions == 0 {
+        return Err(broker(format!("no topic {topic} at {brokers}")));
+    }
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = HashMap::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(broker)?;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, CALL_TIMEOUT)
+            .map_err(broker)?;
+        if high > low {
+            remaining.insert(partition, high);
+        }
+    }
+    consumer.assign(&assignment).map_err(broker)?;
+    while (follow || !remaining.is_empty()) && !stop.load(Ordering::Relaxed) {
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg = msg.map_err(broker)?;
+        each(msg.payload().unwrap_or_default()).map_err(broker)?;
+        if remaining
+            .get(&msg.partition())
+            .is_some_and(|end| msg.offset() + 1 >= *end)
+        {
+            remaining.remove(&msg.partition());
+        }
+    }
+    Ok(())
 }

@@ -54,42 +54,117 @@ impl OutboxSignal {
 
 const RELAY_BATCH: i64 = 500;
 
-/// Publishes one batch; returns how many events moved.
+/// How long a relay's claim on its database's outbox lasts. Replicas that
+/// share a database each run a relay; one at a time publishes, so each
+/// event goes out once and in the order it was written (a broker without
+/// deduplication, Kafka, would otherwise hold a copy per replica). Past
+/// this, the claim of a relay that died or froze mid-batch is taken over;
+/// a publish is cut off well before it.
+const CLAIM_MS: i64 = 15_000;
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// The rows of one batch, taken under the relay's claim.
+struct Batch {
+    last_seq: i64,
+    events: Vec<NewEvent>,
+}
+
+/// Takes the claim (unless another relay holds it) and the oldest events;
+/// an empty outbox gives the claim back in the same transaction.
+async fn claim_batch(db: &Db, relay: &str) -> Result<Option<Batch>, sqlx::Error> {
+    let relay = relay.to_string();
+    db.write(move |conn| {
+        Box::pin(async move {
+            let now = crate::clock::now_ms();
+            sql::query(
+                "UPDATE outbox_relay SET holder = ?, until_ms = ?
+                 WHERE id = 1 AND (holder IS NULL OR holder = ? OR until_ms < ?)",
+            )
+            .bind(&relay)
+            .bind(now + CLAIM_MS)
+            .bind(&relay)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            let holder: Option<String> =
+                sql::query_scalar("SELECT holder FROM outbox_relay WHERE id = 1")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if holder.as_deref() != Some(relay.as_str()) {
+                return Ok(None);
+            }
+            let rows = sql::query(
+                "SELECT seq, event_id, event_type, order_id, payload FROM outbox
+                 ORDER BY seq LIMIT ?",
+            )
+            .bind(RELAY_BATCH)
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() {
+                release(conn, &relay).await?;
+            }
+            Ok(Some(Batch {
+                last_seq: rows.last().map(|r| r.get("seq")).unwrap_or(0),
+                events: rows
+                    .iter()
+                    .map(|r| NewEvent {
+                        event_id: r.get("event_id"),
+                        event_type: r.get("event_type"),
+                        order_id: r.get("order_id"),
+                        payload: r.get("payload"),
+                    })
+                    .collect(),
+            }))
+        })
+    })
+    .await
+}
+
+async fn release(conn: &mut Conn, relay: &str) -> Result<(), sqlx::Error> {
+    sql::query("UPDATE outbox_relay SET holder = NULL, until_ms = 0 WHERE id = 1 AND holder = ?")
+        .bind(relay)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Publishes one batch if this relay (`relay`, unique per process) holds
+/// or can take the claim; returns how many events moved. Another relay's
+/// claim gives 0: that relay reads the outbox again after its batch, so
+/// it also takes what was written meanwhile.
 pub async fn relay_once(
     source: &str,
+    relay: &str,
     db: &Db,
     sink: &dyn EventSink,
 ) -> Result<usize, TransportError> {
-    let rows = sql::query(
-        "SELECT seq, event_id, event_type, order_id, payload FROM outbox ORDER BY seq LIMIT ?",
-    )
-    .bind(RELAY_BATCH)
-    .fetch_all(db)
-    .await?;
-    if rows.is_empty() {
+    let Some(batch) = claim_batch(db, relay).await? else {
+        return Ok(0);
+    };
+    if batch.events.is_empty() {
         return Ok(0);
     }
-    let last_seq: i64 = rows.last().map(|r| r.get(0)).unwrap_or(0);
-    let events: Vec<NewEvent> = rows
-        .iter()
-        .map(|r| NewEvent {
-            event_id: r.get(1),
-            event_type: r.get(2),
-            order_id: r.get(3),
-            payload: r.get(4),
-        })
-        .collect();
-    sink.publish(source, &events).await?;
+    let published = tokio::time::timeout(PUBLISH_TIMEOUT, sink.publish(source, &batch.events))
+        .await
+        .unwrap_or_else(|_| Err(TransportError::Broker("publishing timed out".into())));
+    let (relay, last_seq) = (relay.to_string(), batch.last_seq);
+    if let Err(e) = published {
+        // The claim goes back at once; the events stay for the next try.
+        db.write(move |conn| Box::pin(async move { release(conn, &relay).await }))
+            .await?;
+        return Err(e);
+    }
     db.write(move |conn| {
         Box::pin(async move {
             sql::query("DELETE FROM outbox WHERE seq <= ?")
                 .bind(last_seq)
-                .execute(conn)
-                .await
+                .execute(&mut *conn)
+                .await?;
+            release(conn, &relay).await
         })
     })
     .await?;
-    Ok(events.len())
+    Ok(batch.events.len())
 }
 
 /// Number of events written but not yet in the log.
@@ -108,10 +183,11 @@ pub fn spawn_relay(
     sink: Arc<dyn EventSink>,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
+    let relay = uuid::Uuid::new_v4().to_string();
     tokio::spawn(async move {
         let signal = db.outbox_signal().clone();
         loop {
-            match relay_once(source, &db, sink.as_ref()).await {
+            match relay_once(source, &relay, &db, sink.as_ref()).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => {
@@ -130,7 +206,7 @@ pub fn spawn_relay(
         }
         // Drain: publish what the last requests wrote before exiting.
         for _ in 0..20 {
-            match relay_once(source, &db, sink.as_ref()).await {
+            match relay_once(source, &relay, &db, sink.as_ref()).await {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {

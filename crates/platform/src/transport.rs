@@ -16,7 +16,10 @@ pub enum TransportError {
 #[async_trait]
 pub trait EventSink: Send + Sync + 'static {
     /// Publishes in order; returns once the transport holds every event
-    /// durably. Publishing an event id again must not duplicate it.
+    /// durably. An event id published again (a relay that lost the
+    /// acknowledgement) must not be handled twice: the embedded log and
+    /// NATS drop the copy, Kafka keeps it and every consumer's inbox skips
+    /// it.
     async fn publish(&self, source: &str, events: &[NewEvent]) -> Result<(), TransportError>;
 }
 

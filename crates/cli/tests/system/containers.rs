@@ -179,10 +179,16 @@ fn uid_of(container: &str) -> u32 {
 /// Keyed orders, one after another, until `stop`: the ids of those
 /// answered 201 (acknowledged), and every other outcome in words. A
 /// connection refused is `refused` (the server was gone before the
-/// request reached it); anything else is a failure.
+/// request reached it). A request sent whose answer never came (the
+/// connection closed under it: a kill, or a keep-alive connection the
+/// draining server closed as the request went out, which no HTTP/1.1
+/// server can rule out) is `unanswered`: its key, which the client
+/// sends again once the server is back, as a real client would. Any
+/// answer other than 201 is a failure.
 struct Burst {
     acknowledged: Vec<i64>,
     refused: u32,
+    unanswered: Vec<String>,
     failures: Vec<String>,
 }
 
@@ -190,33 +196,52 @@ async fn burst(customer: Api, key: String, stop: Arc<AtomicBool>) -> Burst {
     let mut out = Burst {
         acknowledged: Vec::new(),
         refused: 0,
+        unanswered: Vec::new(),
         failures: Vec::new(),
     };
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
-        let req = customer
-            .request(Method::POST, "/orders")
-            .header("Idempotency-Key", format!("{key}-{n}"))
-            .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"}));
-        match try_reply(req).await {
+        let key = format!("{key}-{n}");
+        match try_reply(keyed_order(&customer, &key)).await {
             Ok(r) if r.status == StatusCode::CREATED => out.acknowledged.push(id(&r.body)),
             Ok(r) => out.failures.push(format!("{} {}", r.status, r.body)),
             Err(e) if e.is_connect() => {
                 out.refused += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => out.failures.push(format!("{e:?}")),
+            Err(_) => out.unanswered.push(key),
         }
     }
     out
+}
+
+fn keyed_order(customer: &Api, key: &str) -> reqwest::RequestBuilder {
+    customer
+        .request(Method::POST, "/orders")
+        .header("Idempotency-Key", key)
+        .json(&json!({"menuName": "pizza", "qty": 1, "address": "suwon"}))
+}
+
+/// Sends each unanswered key again, twice, on the server that is back:
+/// each names exactly one order, whether the first attempt had reached
+/// it or not.
+async fn resend_unanswered(customer: &Api, keys: &[String]) {
+    for key in keys {
+        let first = try_reply(keyed_order(customer, key)).await.expect("resend");
+        assert_eq!(first.status, StatusCode::CREATED, "{key}: {}", first.body);
+        let again = try_reply(keyed_order(customer, key)).await.expect("resend");
+        assert_eq!(again.status, StatusCode::CREATED, "{key}: {}", again.body);
+        assert_eq!(id(&first.body), id(&again.body), "{key} made two orders");
+    }
 }
 
 /// The all-in-one image on a named volume: the seed scenario over HTTP;
 /// SIGKILL in the middle of a burst of orders and a start on the same
 /// volume keep every acknowledged order (and the signing key: tokens from
 /// before still work); `podman stop` drains and exits 0 well within its
-/// grace period, refusing new connections and dropping none it took.
+/// grace period, refusing new connections and dropping none it took;
+/// a keyed order whose answer never came, sent again, is one order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_all_in_one_container_keeps_acknowledged_orders_across_sigkill_and_drains_on_stop() {
     let _machine = exclusive().await;
@@ -292,6 +317,7 @@ async fn the_all_in_one_container_keeps_acknowledged_orders_across_sigkill_and_d
     wait_ready(&base, &container.0).await;
     // The same key signs: the customer's token from before is accepted.
     let customer = api(&base, customer.token.clone());
+    resend_unanswered(&customer, &before.unanswered).await;
     for order in &before.acknowledged {
         let r = customer.get(&format!("/orders/{order}")).await;
         assert_eq!(r.status, StatusCode::OK, "order {order} lost: {}", r.body);
@@ -309,9 +335,10 @@ async fn the_all_in_one_container_keeps_acknowledged_orders_across_sigkill_and_d
     let last = *before.acknowledged.last().expect("an order");
     wait_in_store(&owner, last).await;
     println!(
-        "SIGKILL mid-burst: {} orders acknowledged, all there after the start; {} requests refused while down, {} other outcomes: {:?}",
+        "SIGKILL mid-burst: {} orders acknowledged, all there after the start; {} requests refused while down, {} unanswered and sent again, {} other outcomes: {:?}",
         before.acknowledged.len(),
         before.refused,
+        before.unanswered.len(),
         before.failures.len(),
         before.failures
     );
@@ -345,10 +372,20 @@ async fn the_all_in_one_container_keeps_acknowledged_orders_across_sigkill_and_d
         String::from_utf8_lossy(&logs.stderr).contains("draining in-flight requests"),
         "no drain in the logs"
     );
+    podman(&["start", &container.0]);
+    let base = format!("http://{}", podman(&["port", &container.0, "8080"]));
+    wait_ready(&base, &container.0).await;
+    let customer = api(&base, customer.token.clone());
+    resend_unanswered(&customer, &during.unanswered).await;
+    for order in &during.acknowledged {
+        let r = customer.get(&format!("/orders/{order}")).await;
+        assert_eq!(r.status, StatusCode::OK, "order {order} lost: {}", r.body);
+    }
     println!(
-        "podman stop drained in {took:?}: {} orders acknowledged during the stop, {} refused after it",
+        "podman stop drained in {took:?}: {} orders acknowledged during the stop, {} refused after it, {} unanswered and sent again",
         during.acknowledged.len(),
-        during.refused
+        during.refused,
+        during.unanswered.len()
     );
 }
 

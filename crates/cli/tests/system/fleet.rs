@@ -31,7 +31,7 @@ impl Drop for Process {
 
 /// Which database each service of a test fleet uses.
 #[derive(Clone, Copy, Debug)]
-enum Storage {
+pub(crate) enum Storage {
     /// One SQLite file per service, shared by its replicas.
     Sqlite,
     /// Every service on PostgreSQL, each in its own database.
@@ -93,9 +93,119 @@ impl Storage {
     }
 }
 
-struct Fleet {
-    nats: String,
-    stream: String,
+/// The broker a test fleet's events travel on, each fleet in a stream
+/// (topic) of its own on a shared server.
+#[derive(Clone, Debug)]
+pub(crate) enum Bus {
+    Nats { url: String, stream: String },
+    Kafka { brokers: String, topic: String },
+}
+
+impl Bus {
+    pub(crate) fn nats(url: &str, tag: &str) -> Bus {
+        Bus::Nats {
+            url: url.to_string(),
+            stream: format!("FLEET_{tag}"),
+        }
+    }
+
+    pub(crate) fn kafka(brokers: &str, tag: &str) -> Bus {
+        Bus::Kafka {
+            brokers: brokers.to_string(),
+            topic: format!("fleet-{tag}"),
+        }
+    }
+
+    /// What `serve` reads to reach this bus.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Bus::Nats { url, stream } => vec![
+                ("HANWHA_TRANSPORT", "nats".into()),
+                ("HANWHA_NATS_URL", url.clone()),
+                ("HANWHA_STREAM", stream.clone()),
+                (
+                    "HANWHA_SUBJECT_PREFIX",
+                    format!("{}.events", stream.to_lowercase()),
+                ),
+            ],
+            Bus::Kafka { brokers, topic } => vec![
+                ("HANWHA_TRANSPORT", "kafka".into()),
+                ("HANWHA_KAFKA_BROKERS", brokers.clone()),
+                ("HANWHA_KAFKA_TOPIC", topic.clone()),
+                ("HANWHA_KAFKA_PARTITIONS", "3".into()),
+            ],
+        }
+    }
+
+    /// Distinct events the stream (topic) holds. On NATS a republished
+    /// event is deduplicated by its id; on Kafka a relay that sends again
+    /// after a lost acknowledgement writes a copy, which every consumer's
+    /// inbox skips: the copies are counted apart.
+    pub(crate) async fn events(&self) -> EventsOnBus {
+        match self {
+            Bus::Nats { url, stream } => EventsOnBus {
+                distinct: nats_bus(url, stream)
+                    .await
+                    .messages()
+                    .await
+                    .expect("count the stream"),
+                copies: 0,
+            },
+            Bus::Kafka { brokers, topic } => {
+                let (brokers, topic) = (brokers.clone(), topic.clone());
+                let read =
+                    tokio::task::spawn_blocking(move || crate::kafka::read_topic(&brokers, &topic))
+                        .await
+                        .expect("read the topic");
+                let ids: std::collections::HashSet<String> = read
+                    .iter()
+                    .map(|m| m.value["eventId"].to_string())
+                    .collect();
+                EventsOnBus {
+                    distinct: ids.len() as u64,
+                    copies: (read.len() - ids.len()) as u64,
+                }
+            }
+        }
+    }
+
+    /// Deletes the fleet's stream (topic) from the shared server.
+    async fn delete(&self) {
+        match self {
+            Bus::Nats { url, stream } => nats_bus(url, stream)
+                .await
+                .delete_stream()
+                .await
+                .expect("delete the test stream"),
+            Bus::Kafka { brokers, topic } => {
+                let bus = platform::kafka::KafkaBus::connect(platform::kafka::KafkaConfig {
+                    brokers: brokers.clone(),
+                    topic: topic.clone(),
+                    partitions: 3,
+                    replication: 1,
+                })
+                .await
+                .expect("reach Kafka");
+                bus.delete_topic().await.expect("delete the test topic");
+            }
+        }
+    }
+}
+
+async fn nats_bus(url: &str, stream: &str) -> platform::nats::NatsBus {
+    let prefix = format!("{}.events", stream.to_lowercase());
+    platform::nats::NatsBus::connect(url, stream, &prefix)
+        .await
+        .expect("reach NATS")
+}
+
+pub(crate) struct EventsOnBus {
+    pub(crate) distinct: u64,
+    pub(crate) copies: u64,
+}
+
+pub(crate) struct Fleet {
+    pub(crate) bus: Bus,
     dir: tempfile::TempDir,
     databases: HashMap<&'static str, String>,
     procs: HashMap<&'static str, Process>,
@@ -108,23 +218,27 @@ impl Fleet {
     /// not named by the environment.
     fn start(nats: &str, storage: Storage) -> Option<Fleet> {
         let tag = uuid::Uuid::new_v4().simple().to_string();
+        Fleet::start_on_bus(Bus::nats(nats, &tag), &tag, storage)
+    }
+
+    /// A fleet on `bus` and `storage`, or `None` (skipped) when a database
+    /// server it needs is not named by the environment.
+    pub(crate) fn start_on_bus(bus: Bus, tag: &str, storage: Storage) -> Option<Fleet> {
         let databases = storage.databases(&tag[..12])?;
-        Some(Fleet::start_on(nats, &tag, databases))
+        Some(Fleet::start_with_env(bus, databases, &[]))
     }
 
     fn start_on(nats: &str, tag: &str, databases: HashMap<&'static str, String>) -> Fleet {
-        Fleet::start_with_env(nats, tag, databases, &[])
+        Fleet::start_with_env(Bus::nats(nats, tag), databases, &[])
     }
 
     fn start_with_env(
-        nats: &str,
-        tag: &str,
+        bus: Bus,
         databases: HashMap<&'static str, String>,
         env: &[(&str, &str)],
     ) -> Fleet {
         let mut fleet = Fleet {
-            nats: nats.to_string(),
-            stream: format!("FLEET_{tag}"),
+            bus,
             dir: tempfile::tempdir().expect("temp dir"),
             databases,
             procs: HashMap::new(),
@@ -196,12 +310,7 @@ impl Fleet {
                     .get("identity")
                     .map(|p| ("HANWHA_IDENTITY_URL", p.base.clone())),
             )
-            .env("HANWHA_NATS_URL", &self.nats)
-            .env("HANWHA_STREAM", &self.stream)
-            .env(
-                "HANWHA_SUBJECT_PREFIX",
-                format!("{}.events", self.stream.to_lowercase()),
-            )
+            .envs(self.bus.env())
             .envs(
                 self.databases
                     .get(service)
@@ -236,7 +345,7 @@ impl Fleet {
         self.procs[service].base.clone()
     }
 
-    fn api(&self, service: &str, token: &Option<String>) -> Api {
+    pub(crate) fn api(&self, service: &str, token: &Option<String>) -> Api {
         Api {
             base: self.base(service),
             http: reqwest::Client::new(),
@@ -244,20 +353,11 @@ impl Fleet {
         }
     }
 
-    /// Stops every process, then deletes the test's stream from the shared
-    /// NATS server and its databases from the shared database servers.
-    async fn finish(self) {
-        let nats = self.nats.clone();
-        self.finish_on(&nats).await;
-    }
-
-    async fn finish_on(mut self, nats: &str) {
+    /// Stops every process, then deletes the test's stream (topic) from
+    /// the broker and its databases from the shared database servers.
+    pub(crate) async fn finish(mut self) {
         self.procs.clear();
-        let prefix = format!("{}.events", self.stream.to_lowercase());
-        let bus = platform::nats::NatsBus::connect(nats, &self.stream, &prefix)
-            .await
-            .expect("reach NATS");
-        bus.delete_stream().await.expect("delete the test stream");
+        self.bus.delete().await;
         let databases = std::mem::take(&mut self.databases);
         for url in databases.values() {
             drop_database(url).await;
@@ -321,7 +421,7 @@ async fn drop_database(url: &str) {
     }
 }
 
-async fn token(fleet: &Fleet, user: &str) -> Option<String> {
+pub(crate) async fn token(fleet: &Fleet, user: &str) -> Option<String> {
     let identity = fleet.api("gateway", &None);
     let r = identity
         .post("/auth/login", json!({"username": user, "password": user}))
@@ -367,8 +467,9 @@ async fn seed_scenario_on(storage: Storage) {
     fleet.finish().await;
 }
 
-/// The seed's scenario through the gateway, then a cancel with refund.
-async fn seed_scenario(fleet: &Fleet) {
+/// The seed's scenario through the gateway, then a cancel with refund:
+/// the confirmed order and the cancelled one.
+pub(crate) async fn seed_scenario(fleet: &Fleet) -> (i64, i64) {
     for service in [
         "order",
         "payment",
@@ -438,6 +539,7 @@ async fn seed_scenario(fleet: &Fleet) {
     })
     .await;
     let _ = fleet.data_dir();
+    (order, second)
 }
 
 /// Order's call to Payment gives up after this (the binary's default).
@@ -609,9 +711,16 @@ async fn restarting_the_order_replicas_one_by_one_drops_no_request() {
     let _machine = exclusive().await;
     let Some(nats) = nats_url() else { return };
     // Both order replicas share one PostgreSQL database.
-    let Some(mut fleet) = Fleet::start(&nats, Storage::Postgres) else {
+    let Some(fleet) = Fleet::start(&nats, Storage::Postgres) else {
         return;
     };
+    zero_downtime_drill(fleet).await;
+}
+
+/// Steady keyed orders and reads through the gateway while the two order
+/// replicas are restarted with SIGTERM one after the other: every request
+/// succeeds.
+pub(crate) async fn zero_downtime_drill(mut fleet: Fleet) {
     let c = token(&fleet, "customer").await;
     let gateway = fleet.api("gateway", &c);
     // The gateway balances over both replicas, so a restart of one leaves
@@ -782,12 +891,37 @@ async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing
     if nats_url().is_none() {
         return;
     }
+    let mut nats = OwnNats::start();
+    kill_9_drill(&mut nats).await;
+}
+
+/// A broker of the test's own, to kill and start again on its storage.
+pub(crate) trait OwnBroker {
+    fn bus(&self, tag: &str) -> Bus;
+    fn kill(&mut self);
+    fn restart(&mut self);
+}
+
+impl OwnBroker for OwnNats {
+    fn bus(&self, tag: &str) -> Bus {
+        Bus::nats(&self.url(), tag)
+    }
+    fn kill(&mut self) {
+        OwnNats::kill(self);
+    }
+    fn restart(&mut self) {
+        OwnNats::restart(self);
+    }
+}
+
+/// The kill -9 drill on a polyglot fleet whose events travel on `broker`:
+/// Payment, then Store, then the broker, each killed mid-burst and started
+/// again; everything is counted afterwards.
+pub(crate) async fn kill_9_drill(broker: &mut dyn OwnBroker) {
     let tag = uuid::Uuid::new_v4().simple().to_string();
-    let Some(databases) = Storage::Polyglot.databases(&tag[..12]) else {
+    let Some(mut fleet) = Fleet::start_on_bus(broker.bus(&tag), &tag, Storage::Polyglot) else {
         return;
     };
-    let mut nats = OwnNats::start();
-    let mut fleet = Fleet::start_on(&nats.url(), &tag, databases);
     let (c, o, r, a) = (
         token(&fleet, "customer").await,
         token(&fleet, "owner").await,
@@ -827,7 +961,7 @@ async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing
 
     let accepted_so_far =
         |burst: &std::sync::Mutex<Burst>| burst.lock().expect("burst").accepted.len();
-    for victim in ["payment", "store", "nats"] {
+    for victim in ["payment", "store", "broker"] {
         // Mid-burst: orders are flowing when the victim dies.
         let before = accepted_so_far(&burst);
         eventually("orders flowing before the kill", || async {
@@ -835,7 +969,7 @@ async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing
         })
         .await;
         match victim {
-            "nats" => nats.kill(),
+            "broker" => broker.kill(),
             service => {
                 // Dropping the process sends SIGKILL.
                 let addr = fleet
@@ -856,7 +990,7 @@ async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing
             }
         }
         tokio::time::sleep(Duration::from_millis(600)).await;
-        nats.restart();
+        broker.restart();
     }
     let before = accepted_so_far(&burst);
     eventually("orders flowing after the last restart", || async {
@@ -995,27 +1129,26 @@ async fn kill_9_of_payment_store_and_nats_mid_burst_loses_and_duplicates_nothing
         Some(())
     })
     .await;
-    let prefix = format!("{}.events", fleet.stream.to_lowercase());
-    let bus = platform::nats::NatsBus::connect(&nats.url(), &fleet.stream, &prefix)
-        .await
-        .expect("reach NATS");
-    let in_stream = eventually("the stream to hold what the view recorded", || async {
-        let n = bus.messages().await.ok()?;
-        (n == recorded).then_some(n)
+    let on_bus = eventually("the stream to hold what the view recorded", || async {
+        let on_bus = fleet.bus.events().await;
+        (on_bus.distinct == recorded).then_some(on_bus)
     })
     .await;
     assert_no_dead_letters_at(|service| admin(service)).await;
     eprintln!(
-        "after kill -9 of payment, store and nats: {} orders ({} confirmed, {} payment failed), \
-         {} payments ({approved} approved), {} store orders, {} deliveries, {in_stream} events",
+        "after kill -9 of payment, store and the broker ({:?}): {} orders ({} confirmed, {} payment failed), \
+         {} payments ({approved} approved), {} store orders, {} deliveries, {} events (and {} copies on the bus)",
+        fleet.bus,
         orders.len(),
         accepted.len(),
         orders.len() - accepted.len(),
         payments.len(),
         store_orders.len(),
         deliveries.len(),
+        on_bus.distinct,
+        on_bus.copies,
     );
-    fleet.finish_on(&nats.url()).await;
+    fleet.finish().await;
 }
 
 /// Cancel racing accept across processes: two store replicas share one
@@ -1121,8 +1254,7 @@ async fn a_frozen_order_replica_and_store_cost_callers_at_most_a_timeout_and_los
     let try_ms = TRY_TIMEOUT.as_millis().to_string();
     let write_ms = WRITE_TIMEOUT.as_millis().to_string();
     let fleet = Fleet::start_with_env(
-        &nats,
-        &tag,
+        Bus::nats(&nats, &tag),
         HashMap::new(),
         &[
             ("HANWHA_GATEWAY_TRY_TIMEOUT_MS", &try_ms),
@@ -1533,7 +1665,7 @@ async fn a_broker_outage_keeps_every_process_ready_and_orders_placed() {
             .then_some(())
     })
     .await;
-    fleet.finish_on(&nats.url()).await;
+    fleet.finish().await;
 }
 
 /// A cancel whose call to a frozen store times out (503) while the store,

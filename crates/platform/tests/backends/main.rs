@@ -5,4 +5,5 @@ mod common;
 
 mod backends;
 mod nats;
+mod outbox_relay;
 mod retention;

@@ -182,14 +182,6 @@ impl LocalFleet {
         self.child.wait().expect("reap the fleet");
     }
 
-    /// The Kafka brokers and topic of a fleet on Kafka.
-    pub fn kafka(&self) -> Option<(String, String)> {
-        match &self.broker {
-            Broker::Kafka(brokers) => Some((brokers.clone(), kafka_topic(&self.stream))),
-            Broker::Nats(_) => None,
-        }
-    }
-
     /// Stops the fleet and deletes its stream (its topic) from the shared
     /// broker.
     pub async fn finish(mut self) {

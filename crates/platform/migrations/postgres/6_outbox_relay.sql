@@ -1,0 +1,9 @@
+-- Which relay publishes the outbox: one at a time among the replicas that
+-- share this database, so each event goes out once and in order (see
+-- platform::outbox). A claim past until_ms is free to take.
+CREATE TABLE IF NOT EXISTS outbox_relay (
+    id       BIGINT PRIMARY KEY,
+    holder   TEXT,
+    until_ms BIGINT NOT NULL
+);
+INSERT INTO outbox_relay (id, holder, until_ms) VALUES (1, NULL, 0) ON CONFLICT (id) DO NOTHING;
