@@ -52,6 +52,9 @@ struct Readiness {
     status: String,
     /// Dependencies it needs that do not answer (when not ready).
     unreachable: Option<Vec<String>>,
+    /// Dependencies it serves without for a while that do not answer now
+    /// (the broker: events wait in the outbox); ready all the same.
+    degraded: Option<Vec<String>>,
 }
 
 /// Which process answered.
@@ -228,7 +231,8 @@ async fn health(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
 
 /// Ready: started, not draining, not marked down, and every dependency it
 /// needs to serve requests (its database) answers; the body names what is
-/// missing.
+/// missing, and, ready or not, a dependency it can do without that does
+/// not answer (`degraded`: the broker).
 #[utoipa::path(
     get,
     path = "/actuator/ready",
@@ -240,25 +244,29 @@ async fn health(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
     )
 )]
 async fn ready(State(a): State<Actuator>) -> (StatusCode, Json<Value>) {
-    let needed = a
-        .dependencies()
-        .into_iter()
-        .filter(|d| d.needed_to_serve)
-        .collect();
-    let down: Vec<String> = check_all(needed)
-        .await
-        .into_iter()
-        .filter(|(_, up)| !up)
-        .map(|(d, _)| d.name)
-        .collect();
-    if a.is_ready() && a.inner.healthy.load(Ordering::SeqCst) && down.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "UP"})))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "OUT_OF_SERVICE", "unreachable": down})),
-        )
+    let (mut unreachable, mut degraded) = (Vec::new(), Vec::new());
+    for (dependency, up) in check_all(a.dependencies()).await {
+        match (up, dependency.needed_to_serve) {
+            (true, _) => {}
+            (false, true) => unreachable.push(dependency.name),
+            (false, false) => degraded.push(dependency.name),
+        }
     }
+    let mut body =
+        if a.is_ready() && a.inner.healthy.load(Ordering::SeqCst) && unreachable.is_empty() {
+            json!({"status": "UP"})
+        } else {
+            json!({"status": "OUT_OF_SERVICE", "unreachable": unreachable})
+        };
+    if !degraded.is_empty() {
+        body["degraded"] = json!(degraded);
+    }
+    let status = if body["status"] == "UP" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }
 
 /// Which replica answered: its service and a random id, enough to tell
@@ -389,7 +397,9 @@ mod tests {
         let a = Actuator::new("test");
         a.set_ready(true);
         a.reports("broker", Arc::new(|| Box::pin(async { false })));
-        assert_eq!(probe(&a, "/actuator/ready").await.0, StatusCode::OK);
+        let (status, body) = probe(&a, "/actuator/ready").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["degraded"], json!(["broker"]), "named, still ready");
         let (status, body) = probe(&a, "/actuator/health").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["components"]["broker"]["status"], "DOWN");

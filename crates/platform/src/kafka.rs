@@ -325,6 +325,10 @@ impl EventSink for KafkaBus {
         }
         sent
     }
+
+    fn keeps_copies(&self) -> bool {
+        true
+    }
 }
 
 /// Queues the events in order, then waits for every acknowledgement: the

@@ -55,18 +55,39 @@ impl OutboxSignal {
 const RELAY_BATCH: i64 = 500;
 
 /// How long a relay's claim on its database's outbox lasts. Replicas that
-/// share a database each run a relay; one at a time publishes, so each
-/// event goes out once and in the order it was written (a broker without
-/// deduplication, Kafka, would otherwise hold a copy per replica). Past
-/// this, the claim of a relay that died or froze mid-batch is taken over;
-/// a publish is cut off well before it.
+/// share a database each run a relay; on a broker that keeps copies
+/// (Kafka) one at a time publishes, so each event goes out once and in the
+/// order it was written, instead of once per replica. Past this, the claim
+/// of a relay that died or froze mid-batch is taken over; a publish is cut
+/// off well before it.
 const CLAIM_MS: i64 = 15_000;
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(12);
 
-/// The rows of one batch, taken under the relay's claim.
+/// The oldest events of the outbox, in the order they were written.
 struct Batch {
     last_seq: i64,
     events: Vec<NewEvent>,
+}
+
+async fn read_batch(conn: &mut Conn) -> Result<Batch, sqlx::Error> {
+    let rows = sql::query(
+        "SELECT seq, event_id, event_type, order_id, payload FROM outbox ORDER BY seq LIMIT ?",
+    )
+    .bind(RELAY_BATCH)
+    .fetch_all(conn)
+    .await?;
+    Ok(Batch {
+        last_seq: rows.last().map(|r| r.get("seq")).unwrap_or(0),
+        events: rows
+            .iter()
+            .map(|r| NewEvent {
+                event_id: r.get("event_id"),
+                event_type: r.get("event_type"),
+                order_id: r.get("order_id"),
+                payload: r.get("payload"),
+            })
+            .collect(),
+    })
 }
 
 /// Takes the claim (unless another relay holds it) and the oldest events;
@@ -93,28 +114,11 @@ async fn claim_batch(db: &Db, relay: &str) -> Result<Option<Batch>, sqlx::Error>
             if holder.as_deref() != Some(relay.as_str()) {
                 return Ok(None);
             }
-            let rows = sql::query(
-                "SELECT seq, event_id, event_type, order_id, payload FROM outbox
-                 ORDER BY seq LIMIT ?",
-            )
-            .bind(RELAY_BATCH)
-            .fetch_all(&mut *conn)
-            .await?;
-            if rows.is_empty() {
+            let batch = read_batch(conn).await?;
+            if batch.events.is_empty() {
                 release(conn, &relay).await?;
             }
-            Ok(Some(Batch {
-                last_seq: rows.last().map(|r| r.get("seq")).unwrap_or(0),
-                events: rows
-                    .iter()
-                    .map(|r| NewEvent {
-                        event_id: r.get("event_id"),
-                        event_type: r.get("event_type"),
-                        order_id: r.get("order_id"),
-                        payload: r.get("payload"),
-                    })
-                    .collect(),
-            }))
+            Ok(Some(batch))
         })
     })
     .await
@@ -128,18 +132,29 @@ async fn release(conn: &mut Conn, relay: &str) -> Result<(), sqlx::Error> {
         .map(|_| ())
 }
 
-/// Publishes one batch if this relay (`relay`, unique per process) holds
-/// or can take the claim; returns how many events moved. Another relay's
-/// claim gives 0: that relay reads the outbox again after its batch, so
-/// it also takes what was written meanwhile.
+/// Publishes one batch; returns how many events moved. On a sink that
+/// keeps copies, only while this relay (`relay`, unique per process)
+/// holds or can take the claim: another relay's claim gives 0, and that
+/// relay reads the outbox again after its batch, so it also takes what was
+/// written meanwhile.
 pub async fn relay_once(
     source: &str,
     relay: &str,
     db: &Db,
     sink: &dyn EventSink,
 ) -> Result<usize, TransportError> {
-    let Some(batch) = claim_batch(db, relay).await? else {
-        return Ok(0);
+    let claimed = sink.keeps_copies();
+    let batch = if claimed {
+        // An idle relay only reads; the claim is a write.
+        if backlog(db).await? == 0 {
+            return Ok(0);
+        }
+        match claim_batch(db, relay).await? {
+            Some(batch) => batch,
+            None => return Ok(0),
+        }
+    } else {
+        db.read(|conn| Box::pin(read_batch(conn))).await?
     };
     if batch.events.is_empty() {
         return Ok(0);
@@ -149,9 +164,11 @@ pub async fn relay_once(
         .unwrap_or_else(|_| Err(TransportError::Broker("publishing timed out".into())));
     let (relay, last_seq) = (relay.to_string(), batch.last_seq);
     if let Err(e) = published {
-        // The claim goes back at once; the events stay for the next try.
-        db.write(move |conn| Box::pin(async move { release(conn, &relay).await }))
-            .await?;
+        if claimed {
+            // The claim goes back at once; the events stay for the next try.
+            db.write(move |conn| Box::pin(async move { release(conn, &relay).await }))
+                .await?;
+        }
         return Err(e);
     }
     db.write(move |conn| {
@@ -160,7 +177,10 @@ pub async fn relay_once(
                 .bind(last_seq)
                 .execute(&mut *conn)
                 .await?;
-            release(conn, &relay).await
+            if claimed {
+                release(conn, &relay).await?;
+            }
+            Ok::<_, sqlx::Error>(())
         })
     })
     .await?;

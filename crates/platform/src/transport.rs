@@ -21,6 +21,13 @@ pub trait EventSink: Send + Sync + 'static {
     /// NATS drop the copy, Kafka keeps it and every consumer's inbox skips
     /// it.
     async fn publish(&self, source: &str, events: &[NewEvent]) -> Result<(), TransportError>;
+
+    /// Whether an event published again is kept as a copy (Kafka): then
+    /// replicas sharing a database take turns publishing its outbox (see
+    /// `platform::outbox`), so they do not each send it.
+    fn keeps_copies(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]

@@ -225,10 +225,23 @@ fn keyed_order(customer: &Api, key: &str) -> reqwest::RequestBuilder {
 
 /// Sends each unanswered key again, twice, on the server that is back:
 /// each names exactly one order, whether the first attempt had reached
-/// it or not.
+/// it or not. A key the killed process had claimed answers 409 with
+/// `Retry-After` until its lease ends; the client waits as told.
 async fn resend_unanswered(customer: &Api, keys: &[String]) {
     for key in keys {
-        let first = try_reply(keyed_order(customer, key)).await.expect("resend");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let first = loop {
+            let r = try_reply(keyed_order(customer, key)).await.expect("resend");
+            if r.status != StatusCode::CONFLICT || Instant::now() > deadline {
+                break r;
+            }
+            let wait: u64 = r
+                .retry_after
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .expect("409 with Retry-After");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        };
         assert_eq!(first.status, StatusCode::CREATED, "{key}: {}", first.body);
         let again = try_reply(keyed_order(customer, key)).await.expect("resend");
         assert_eq!(again.status, StatusCode::CREATED, "{key}: {}", again.body);

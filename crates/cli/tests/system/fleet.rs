@@ -989,7 +989,14 @@ pub(crate) async fn kill_9_drill(broker: &mut dyn OwnBroker) {
                 continue;
             }
         }
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Ready all the same, and saying which dependency is missing.
+        let payment = fleet.api("payment", &None);
+        eventually("payment's readiness to name the broker", || async {
+            let ready = payment.get("/actuator/ready").await;
+            assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+            (ready.body["degraded"] == json!(["broker"])).then_some(())
+        })
+        .await;
         broker.restart();
     }
     let before = accepted_so_far(&burst);

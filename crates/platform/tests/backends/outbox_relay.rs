@@ -26,6 +26,10 @@ impl EventSink for Recorder {
         self.0.lock().expect("recorder").extend_from_slice(events);
         Ok(())
     }
+
+    fn keeps_copies(&self) -> bool {
+        true
+    }
 }
 
 fn event(writer: i64, n: i64) -> Event {
