@@ -243,6 +243,31 @@ async fn the_seed_scenario_runs_on_a_polyglot_kafka_fleet_and_the_topic_reads_as
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     assert_eq!(printed.len(), messages.len());
+    // `--follow` prints them too, then waits for more until stopped.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_hanwha-delivery"))
+        .args(["events", "--follow", "--kafka-brokers", &brokers])
+        .args(["--kafka-topic", &topic])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hanwha-delivery events --follow");
+    let stdout = follower.stdout.take().expect("stdout");
+    let expected = messages.len();
+    let followed = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(expected)
+            .count()
+    });
+    let followed = tokio::time::timeout(Duration::from_secs(20), followed).await;
+    let still_running = follower.try_wait().expect("wait").is_none();
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let followed = followed
+        .expect("events --follow printed the topic")
+        .expect("read");
+    assert_eq!(followed, printed.len());
+    assert!(still_running, "--follow stopped at the end of the topic");
     let mut types_of_first = Vec::new();
     let mut partitions_of_first = HashSet::new();
     let mut ids = HashSet::new();
@@ -438,5 +463,82 @@ async fn the_fleet_command_runs_on_kafka() {
     drive_to_confirmed(&customer, &owner, &rider, order).await;
     let view = wait_history(&customer, order, 7).await;
     assert_eq!(view["status"], "Confirmed");
+    fleet.finish().await;
+}
+
+/// Poison on the topic: messages that look like the original's
+/// `MenuOrdered` but that no handler can apply, one on each partition,
+/// written by a plain producer. Each is retried beside its partition and
+/// becomes a dead letter after the bounded attempts; an order placed after
+/// them runs its saga to the end meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_on_the_topic_becomes_dead_letters_and_the_partitions_move_on() {
+    let _machine = exclusive().await;
+    let Some(brokers) = brokers() else { return };
+    let tag = tag();
+    let Some(fleet) = Fleet::start_on_bus(Bus::kafka(&brokers, &tag), &tag, Storage::Sqlite) else {
+        return;
+    };
+    let Bus::Kafka { topic, .. } = fleet.bus.clone() else {
+        unreachable!("a fleet on Kafka");
+    };
+    let (c, o, r, a) = (
+        fleet::token(&fleet, "customer").await,
+        fleet::token(&fleet, "owner").await,
+        fleet::token(&fleet, "rider").await,
+        fleet::token(&fleet, "admin").await,
+    );
+    let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("a Kafka producer");
+    const PARTITIONS: i32 = 3;
+    for partition in 0..PARTITIONS {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let value = json!({"eventType": "MenuOrdered", "eventId": event_id, "orderId": 999_999, "broken": true})
+            .to_string();
+        let record = rdkafka::producer::FutureRecord::to(&topic)
+            .partition(partition)
+            .key("999999")
+            .payload(&value)
+            .headers(
+                rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                    key: "type",
+                    value: Some("MenuOrdered"),
+                }),
+            );
+        producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .expect("produce the poison");
+    }
+
+    let (customer, owner, rider) = (
+        fleet.api("gateway", &c),
+        fleet.api("gateway", &o),
+        fleet.api("gateway", &r),
+    );
+    let order = id(&place(&customer, "pizza", 1).await);
+    drive_to_confirmed(&customer, &owner, &rider, order).await;
+    assert_eq!(
+        wait_history(&customer, order, 7).await["status"],
+        "Confirmed"
+    );
+    for consumer in ["store", "status", "notification"] {
+        let admin = fleet.api(consumer, &a);
+        let buried = eventually(&format!("{consumer}'s dead letters"), || async {
+            let dead = admin.get(&format!("/admin/deadLetters/{consumer}")).await;
+            assert_eq!(dead.status, StatusCode::OK, "{}", dead.body);
+            let dead = dead.body.as_array()?.clone();
+            (dead.len() == PARTITIONS as usize).then_some(dead)
+        })
+        .await;
+        assert!(
+            buried
+                .iter()
+                .all(|d| d["attempts"] == platform::consumer::MAX_ATTEMPTS),
+            "{consumer}: {buried:?}"
+        );
+    }
     fleet.finish().await;
 }
