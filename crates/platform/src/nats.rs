@@ -252,10 +252,7 @@ pub fn spawn_consumer(
                     Ok(m) => messages = Some(m),
                     Err(e) => {
                         tracing::warn!(consumer = handler.name(), error = %e, "cannot reach the broker; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                            _ = shutdown.wait() => {}
-                        }
+                        shutdown.pause(Duration::from_millis(500)).await;
                         continue;
                     }
                 }

@@ -35,4 +35,12 @@ impl Shutdown {
             }
         }
     }
+
+    /// Sleeps for `pause`, or less if shutdown comes first.
+    pub async fn pause(&mut self, pause: std::time::Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = self.wait() => {}
+        }
+    }
 }
