@@ -69,12 +69,12 @@ struct Batch {
     events: Vec<NewEvent>,
 }
 
-async fn read_batch<'a>(on: impl Into<sql::Target<'a>>) -> Result<Batch, sqlx::Error> {
+async fn read_batch(conn: &mut Conn) -> Result<Batch, sqlx::Error> {
     let rows = sql::query(
         "SELECT seq, event_id, event_type, order_id, payload FROM outbox ORDER BY seq LIMIT ?",
     )
     .bind(RELAY_BATCH)
-    .fetch_all(on)
+    .fetch_all(conn)
     .await?;
     Ok(Batch {
         last_seq: rows.last().map(|r| r.get("seq")).unwrap_or(0),
@@ -114,7 +114,7 @@ async fn claim_batch(db: &Db, relay: &str) -> Result<Option<Batch>, sqlx::Error>
             if holder.as_deref() != Some(relay.as_str()) {
                 return Ok(None);
             }
-            let batch = read_batch(&mut *conn).await?;
+            let batch = read_batch(conn).await?;
             if batch.events.is_empty() {
                 release(conn, &relay).await?;
             }
@@ -154,8 +154,7 @@ pub async fn relay_once(
             None => return Ok(0),
         }
     } else {
-        // One statement: a read transaction around it would add nothing.
-        read_batch(db).await?
+        db.read(|conn| Box::pin(read_batch(conn))).await?
     };
     if batch.events.is_empty() {
         return Ok(0);
